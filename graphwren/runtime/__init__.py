@@ -1,0 +1,1 @@
+"""Everything that runs: storage, codec, the worker handler, backends and the driver."""

@@ -1,0 +1,314 @@
+"""The driver: advances a plan's stages by watching commit records in storage.
+
+It uploads each stage function once, invokes one task per partition through
+the backend, and learns what finished only from storage: one LIST of the
+stage's prefix per poll. A stage starts when every stage it reads has
+committed all its tasks (BSP). Attempts whose worker died or timed out are
+re-invoked; stragglers get one backup copy; the commit rule makes every
+duplicate harmless. Output partitions stream to the caller as they commit.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import statistics
+import sys
+import time
+from typing import Callable
+
+import networkx as nx
+
+from ..errors import TaskLost
+from . import codec, records
+from .plan import Plan, Stage
+from .remote_errors import restore
+from .storage import open_store
+from .worker import InputSpec, StageSpec
+
+MANIFEST_INLINE_LIMIT = 1 << 20   # inline results copied into a manifest, in total
+MIN_POLL = 0.002                  # shortest pause between two LISTs of one stage
+
+
+@dataclasses.dataclass
+class _Task:
+    done: dict | None = None               # the winning commit record's header
+    payload: bytes | None = None           # its inline result, if any
+    next_attempt: int = 0
+    in_flight: dict = dataclasses.field(default_factory=dict)  # attempt -> launch time
+    user_failures: int = 0
+    losses: int = 0
+    backup: bool = False
+
+
+class _StageRun:
+    def __init__(self, stage: Stage, store, spec: StageSpec):
+        self.stage = stage
+        self.store = store
+        self.spec = spec
+        self.fn_hash = None
+        self.tasks = [_Task() for _ in range(stage.ntasks)]
+        self.ndone = 0
+        self.durations: list[float] = []
+        self.seen_errors: set[str] = set()
+        self.prefix = records.stage_prefix(spec.job, stage.name)
+        self.started = time.monotonic()
+
+    @property
+    def complete(self) -> bool:
+        return self.ndone == self.stage.ntasks
+
+
+class Driver:
+    """Runs physical plans on one backend, with one default store."""
+
+    def __init__(self, settings: dict, backend=None):
+        from .backends import get_backend
+        self.settings = settings
+        self.store = open_store(settings["storage"])
+        self.backend = backend if backend is not None else get_backend(settings)
+        self._fetcher = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="gw-fetch")
+        self.timeline: list[tuple] = []   # (time, stage, event) of the last job
+
+    # -- public --------------------------------------------------------------
+    def run(self, plan: Plan, on_output: Callable[[str, int, object], None] | None = None,
+            job: str | None = None, keep: bool | None = None, description: str = "") -> str:
+        """Run ``plan`` to completion; ``on_output(stage, task, partition)`` gets each output.
+
+        Returns the job id. Raises the first task failure (the user's own exception).
+        """
+        job = job or records.new_job_id()
+        keep = self.settings["keep"] if keep is None else keep
+        self.timeline = []
+        stores = {self.store.url: self.store}
+        try:
+            for name, blob in plan.data.items():
+                self.store.put(records.data_key(job, name), blob)
+            self._run(plan, job, on_output or (lambda *a: None), stores, description)
+        except BaseException:
+            cancel = getattr(self.backend, "cancel", None)
+            if cancel is not None:
+                cancel(job)
+            if not keep:
+                self._cleanup(job, stores)
+            raise
+        if not keep:
+            self._cleanup(job, stores)
+        return job
+
+    # -- the loop --------------------------------------------------------------
+    def _run(self, plan: Plan, job: str, on_output, stores: dict, description: str) -> None:
+        graph = plan.graph()
+        order = list(nx.topological_sort(graph))
+        locations: dict[str, tuple[str, str]] = {}   # stage -> (store url, job) of its outputs
+        finished: set[str] = set()
+        running: dict[str, _StageRun] = {}
+        outputs = set(plan.outputs)
+        total = sum(plan.stage(n).ntasks for n in order if plan.stage(n).external is None)
+        bar = self._progress_bar(total, description)
+        try:
+            for name in order:
+                stage = plan.stage(name)
+                if stage.external is not None:
+                    locations[name] = (stage.external["store"], stage.external["job"], stage.ntasks)
+                    finished.add(name)
+                    if name in outputs:
+                        self._deliver_external(stage, on_output)
+            seen = getattr(self.backend, "progress_count", 0)
+            pause = MIN_POLL
+            while len(finished) < len(order):
+                for name in order:
+                    if name in finished or name in running:
+                        continue
+                    if all(p in finished for p in graph.predecessors(name)):
+                        running[name] = self._start(plan.stage(name), job, locations, stores)
+                progressed = False
+                lost = self._lost_events(job)
+                for name, run in list(running.items()):
+                    n_before = run.ndone
+                    self._poll(run, name in outputs, on_output)
+                    self._check_lost_and_late(run, lost.get(name, ()))
+                    if run.ndone != n_before:
+                        progressed = True
+                        bar.update(run.ndone - n_before)
+                    if run.complete:
+                        self._write_manifest(run)
+                        locations[name] = (run.store.url, job, run.stage.ntasks)
+                        finished.add(name)
+                        del running[name]
+                        self.timeline.append((time.time(), name, "finished"))
+                if len(finished) == len(order):
+                    break
+                pause = MIN_POLL if progressed else min(pause * 2, self.settings["poll_interval"])
+                waiter = getattr(self.backend, "wait", None)
+                if waiter is not None:
+                    seen = waiter(seen, pause)
+                    time.sleep(MIN_POLL)  # let a burst of commits land: fewer, fuller LISTs
+                else:
+                    time.sleep(pause)
+        finally:
+            bar.close()
+
+    def _start(self, stage: Stage, job: str, locations: dict, stores: dict) -> _StageRun:
+        url = stage.storage or self.store.url
+        store = stores.get(url) or stores.setdefault(url, open_store(url))
+        inputs = [InputSpec(*locations[edge.source][:2], edge.source, locations[edge.source][2],
+                            edge.kind, edge.deps) for edge in stage.inputs]
+        spec = StageSpec(name=stage.name, label=stage.label or stage.name, fn=stage.fn,
+                         ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
+                         data_store=self.store.url, inline_limit=self.settings["inline_limit"])
+        blob, fn_hash = spec.dumps()
+        store.put(records.func_key(job, stage.name), blob)
+        run = _StageRun(stage, store, spec)
+        run.fn_hash = fn_hash
+        self.timeline.append((time.time(), stage.name, "started"))
+        self._invoke(run, range(stage.ntasks))
+        return run
+
+    def _invoke(self, run: _StageRun, tasks) -> None:
+        now = time.monotonic()
+        events = []
+        for t in tasks:
+            state = run.tasks[t]
+            attempt = state.next_attempt
+            state.next_attempt += 1
+            state.in_flight[attempt] = now
+            events.append({"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
+                           "task": t, "attempt": attempt, "fn": run.fn_hash})
+        self.backend.invoke(events)
+
+    def _poll(self, run: _StageRun, is_output: bool, on_output) -> None:
+        done, errors = [], []
+        for key in run.store.list(run.prefix):
+            parsed = records.parse_status_key(key, run.prefix)
+            if parsed is None:
+                continue
+            kind, task, _ = parsed
+            if kind == "done" and run.tasks[task].done is None:
+                done.append(task)
+            elif kind == "err" and key not in run.seen_errors and run.tasks[task].done is None:
+                errors.append(key)
+        if done:
+            for task, (header, payload) in zip(done, self._map(lambda t: self._read_done(run, t), done)):
+                state = run.tasks[task]
+                state.done, state.payload = header, payload
+                started = state.in_flight.get(header["a"])
+                if started is not None:
+                    run.durations.append(time.monotonic() - started)
+                state.in_flight.clear()
+                run.ndone += 1
+            if is_output:
+                parts = self._map(lambda t: self._fetch_output(run, t), done)
+                for task, part in zip(done, parts):
+                    on_output(run.stage.name, task, part)
+        for key in errors:
+            run.seen_errors.add(key)
+            _, task, attempt = records.parse_status_key(key, run.prefix)
+            state = run.tasks[task]
+            state.in_flight.pop(attempt, None)
+            if state.done is not None:
+                continue
+            if state.user_failures < self.settings["retries"]:
+                state.user_failures += 1
+                self._invoke(run, [task])
+                continue
+            raise restore(run.store.get(key))
+
+    def _lost_events(self, job: str) -> dict[str, list[dict]]:
+        """Events whose worker died (backends that can tell), by stage."""
+        by_stage: dict[str, list[dict]] = {}
+        lost = getattr(self.backend, "lost", None)
+        for event in (lost(job) if lost is not None else ()):
+            by_stage.setdefault(event["stage"], []).append(event)
+        return by_stage
+
+    def _check_lost_and_late(self, run: _StageRun, lost_events) -> None:
+        for event in lost_events:
+            self._lose(run, event["task"], event["attempt"], "its worker process died")
+        now = time.monotonic()
+        timeout = self.settings["task_timeout"]
+        for t, state in enumerate(run.tasks):
+            if state.done is not None:
+                continue
+            for attempt, started in list(state.in_flight.items()):
+                if now - started > timeout:
+                    self._lose(run, t, attempt, f"it ran longer than task_timeout={timeout:g}s")
+        self._speculate(run, now)
+
+    def _lose(self, run: _StageRun, task: int, attempt: int, why: str) -> None:
+        state = run.tasks[task]
+        if state.done is not None or attempt not in state.in_flight:
+            return
+        del state.in_flight[attempt]
+        if state.in_flight:
+            return  # another attempt (a backup) is still running
+        if state.losses >= self.settings["task_retries"]:
+            raise TaskLost(f"task {task} of stage {run.spec.label} was lost {state.losses + 1} times; "
+                           f"last because {why}. Raise task_retries or task_timeout if this is expected.")
+        state.losses += 1
+        self.timeline.append((time.time(), run.stage.name, f"retry task {task}: {why}"))
+        self._invoke(run, [task])
+
+    def _speculate(self, run: _StageRun, now: float) -> None:
+        """One backup copy of a task far slower than its finished peers."""
+        if not self.settings["speculation"] or run.stage.ntasks < 4 or len(run.durations) < 0.75 * run.stage.ntasks:
+            return
+        limit = max(3 * statistics.median(run.durations), 2.0)
+        late = [t for t, s in enumerate(run.tasks)
+                if s.done is None and not s.backup and s.in_flight and now - min(s.in_flight.values()) > limit]
+        for t in late:
+            run.tasks[t].backup = True
+            self.timeline.append((time.time(), run.stage.name, f"backup copy of task {t}"))
+        if late:
+            self._invoke(run, late)
+
+    # -- records -----------------------------------------------------------------
+    def _read_done(self, run: _StageRun, task: int):
+        blob = run.store.get(records.done_key(run.spec.job, run.stage.name, task))
+        header, payload = records.unpack(blob)
+        return header, (bytes(payload) if header.get("inline") else None)
+
+    def _fetch_output(self, run: _StageRun, task: int):
+        state = run.tasks[task]
+        if state.done.get("inline"):
+            return codec.decode(state.payload)
+        return codec.decode(run.store.get(records.out_key(run.spec.job, run.stage.name, task, state.done["a"])))
+
+    def _write_manifest(self, run: _StageRun) -> None:
+        entries, blobs, size = [], [], 0
+        total_inline = sum(len(s.payload) for s in run.tasks if s.payload is not None)
+        for s in run.tasks:
+            entry = {"a": s.done["a"], "o": s.done["o"], "inline": bool(s.done.get("inline"))}
+            if s.payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
+                entry["i"] = [size, size + len(s.payload)]
+                blobs.append(s.payload)
+                size += len(s.payload)
+            entries.append(entry)
+        run.store.put(records.manifest_key(run.spec.job, run.stage.name),
+                      records.pack({"tasks": entries}, b"".join(blobs)))
+        for s in run.tasks:
+            s.payload = None  # the manifest holds it now; keep driver memory bounded
+
+    def _deliver_external(self, stage: Stage, on_output) -> None:
+        from .worker import _read_piece  # the same reader the workers use
+        spec = InputSpec(stage.external["store"], stage.external["job"], stage.name, stage.ntasks, "gather")
+        for t in range(stage.ntasks):
+            on_output(stage.name, t, _read_piece(spec, (t, None)))
+
+    # -- helpers -------------------------------------------------------------------
+    def _map(self, fn, items):
+        if len(items) <= 1 or self.store.url.startswith("file://"):
+            return [fn(i) for i in items]
+        return list(self._fetcher.map(fn, items))
+
+    def _cleanup(self, job: str, stores: dict) -> None:
+        for store in stores.values():
+            try:
+                store.delete(f"{job}/")
+            except Exception as exc:  # noqa: BLE001 - cleanup must not mask the real outcome
+                print(f"graphwren: could not delete job {job} keys in {store.url}: {exc}", file=sys.stderr)
+
+    def _progress_bar(self, total: int, description: str):
+        from tqdm.auto import tqdm
+        enabled = self.settings["progress"] and sys.stderr.isatty()
+        return tqdm(total=total, desc=description or "graphwren", unit="task", leave=False,
+                    delay=self.settings["progress_delay"], disable=not enabled, file=sys.stderr)

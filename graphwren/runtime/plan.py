@@ -1,0 +1,99 @@
+"""The physical plan: the runtime's whole view of a job.
+
+A plan is a DAG of stages. A stage is ``ntasks`` runs of one function; each
+run gets a ``TaskContext`` and returns one partition, or a list of
+``nbuckets`` partitions when the stage feeds a shuffle. An edge says which
+upstream outputs each task reads. The runtime knows nothing of bags or
+arrays: this module is the contract the planner lowers to.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import networkx as nx
+
+#: Edge kinds and which upstream pieces task ``i`` of the downstream stage reads.
+ONE_TO_ONE = "one-to-one"   # upstream task i, whole output
+ALL_TO_ALL = "hash shuffle" # bucket i of every upstream task
+GATHER = "gather"           # every upstream output, whole (downstream has few tasks)
+BROADCAST = "broadcast"     # every upstream output, whole, to each of many tasks
+CUSTOM = "custom"           # deps(i) -> [(upstream task, bucket or None), ...]
+RANGE = "range shuffle"     # like ALL_TO_ALL, buckets cut by key ranges
+
+
+@dataclasses.dataclass
+class Edge:
+    """Stage ``source``'s outputs feeding a downstream stage."""
+
+    source: str
+    kind: str = ONE_TO_ONE
+    deps: Callable[[int], list] | None = None  # only for CUSTOM
+
+    def pieces(self, task: int, upstream_ntasks: int) -> list[tuple[int, int | None]]:
+        """The (upstream task, bucket) pieces task ``task`` reads, in order."""
+        if self.kind == ONE_TO_ONE:
+            return [(task, None)]
+        if self.kind in (ALL_TO_ALL, RANGE):
+            return [(j, task) for j in range(upstream_ntasks)]
+        if self.kind in (GATHER, BROADCAST):
+            return [(j, None) for j in range(upstream_ntasks)]
+        if self.kind == CUSTOM:
+            return list(self.deps(task))
+        raise ValueError(f"unknown edge kind {self.kind!r}")
+
+
+@dataclasses.dataclass
+class Stage:
+    """N tasks running the same function over the same kind of input."""
+
+    name: str
+    ntasks: int
+    fn: Callable[["TaskContext"], Any]   # noqa: F821 - defined in worker
+    inputs: list[Edge] = dataclasses.field(default_factory=list)
+    nbuckets: int | None = None          # output is a list of this many buckets
+    storage: str | None = None           # store for this stage's keys; None -> job's
+    label: str = ""                      # what explain() shows: the fused operations
+    estimated_bytes: int | None = None   # output size, where the planner knows it
+    peak_memory: int | None = None       # projected per-task peak, where known
+    external: dict | None = None         # {"store", "job"}: outputs already committed there
+
+    def __post_init__(self):
+        if self.ntasks < 1:
+            raise ValueError(f"stage {self.name!r} needs at least one task, got {self.ntasks}")
+
+
+@dataclasses.dataclass
+class Plan:
+    """Stages plus the few stages whose outputs the caller wants back."""
+
+    stages: list[Stage]
+    outputs: list[str]                            # stages whose partitions return to the caller
+    data: dict[str, bytes] = dataclasses.field(default_factory=dict)  # uploaded as {job}/data/{name}
+
+    def __post_init__(self):
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate stage names in plan: {names}")
+        missing = [e.source for s in self.stages for e in s.inputs if e.source not in names]
+        missing += [o for o in self.outputs if o not in names]
+        if missing:
+            raise ValueError(f"plan refers to unknown stages {sorted(set(missing))}")
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def graph(self) -> nx.DiGraph:
+        """The stage DAG: an edge u -> v when v reads u's outputs."""
+        g = nx.DiGraph()
+        for s in self.stages:
+            g.add_node(s.name, stage=s)
+        for s in self.stages:
+            for e in s.inputs:
+                g.add_edge(e.source, s.name, kind=e.kind)
+        if not nx.is_directed_acyclic_graph(g):
+            raise ValueError("the stage graph has a cycle")
+        return g

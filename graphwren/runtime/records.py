@@ -1,0 +1,91 @@
+"""Key layout and the small binary records tasks and the driver exchange.
+
+Every key of a job lives under ``{job}/``::
+
+    {job}/data/{name}                 inputs the driver uploaded (items, splits)
+    {job}/{stage}/func                the stage function (content hash in the event)
+    {job}/{stage}/out/{task}.{attempt}  an attempt's output
+    {job}/{stage}/done/{task}         the commit record: first attempt to create it wins
+    {job}/{stage}/err/{task}.{attempt}  an attempt's error
+    {job}/{stage}/manifest            written by the driver once every task committed
+
+A commit record and a manifest are a 4-byte header length, a JSON header,
+then raw bytes (an inline result, or the inline results of a stage).
+"""
+from __future__ import annotations
+
+import json
+import struct
+import time
+import uuid
+
+_LEN = struct.Struct("<I")
+
+
+def new_job_id() -> str:
+    """Job ids start with their UTC creation time so `graphwren clean` can age them."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:10]
+
+
+def job_time(job: str) -> float | None:
+    """The creation time encoded in a job id, or None for keys that are not jobs."""
+    try:
+        return time.mktime(time.strptime(job.split("-", 1)[0], "%Y%m%dT%H%M%S")) - time.timezone
+    except ValueError:
+        return None
+
+
+def stage_prefix(job: str, stage: str) -> str:
+    return f"{job}/{stage}/"
+
+
+def func_key(job: str, stage: str) -> str:
+    return f"{job}/{stage}/func"
+
+
+def out_key(job: str, stage: str, task: int, attempt: int) -> str:
+    return f"{job}/{stage}/out/{task}.{attempt}"
+
+
+def done_key(job: str, stage: str, task: int) -> str:
+    return f"{job}/{stage}/done/{task}"
+
+
+def err_key(job: str, stage: str, task: int, attempt: int) -> str:
+    return f"{job}/{stage}/err/{task}.{attempt}"
+
+
+def manifest_key(job: str, stage: str) -> str:
+    return f"{job}/{stage}/manifest"
+
+
+def data_key(job: str, name: str) -> str:
+    return f"{job}/data/{name}"
+
+
+def parse_status_key(key: str, prefix: str):
+    """('done', task, None) or ('err', task, attempt) for a key under a stage prefix."""
+    rest = key[len(prefix):]
+    kind, _, name = rest.partition("/")
+    if kind == "done":
+        return "done", int(name), None
+    if kind == "err":
+        task, _, attempt = name.partition(".")
+        return "err", int(task), int(attempt)
+    return None
+
+
+def pack(header: dict, payload: bytes = b"") -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return _LEN.pack(len(head)) + head + payload
+
+
+def unpack(blob: bytes) -> tuple[dict, memoryview]:
+    (n,) = _LEN.unpack_from(blob, 0)
+    view = memoryview(blob)
+    return json.loads(bytes(view[4:4 + n])), view[4 + n:]
+
+
+def header_size(blob: bytes) -> int:
+    """Where the payload of a packed record starts."""
+    return 4 + _LEN.unpack_from(blob, 0)[0]
