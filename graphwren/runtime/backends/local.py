@@ -36,7 +36,7 @@ def _worker_main(conn) -> None:
             for key in [k for k in os.environ if k.startswith(_FORWARDED_ENV)]:
                 del os.environ[key]
             os.environ.update(payload)
-            getattr(storage, "clear_cache", lambda: None)()
+            storage.clear_cache()
             continue
         if kind == "stop":
             return
@@ -47,11 +47,22 @@ def _worker_main(conn) -> None:
             return
 
 
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 class _Worker:
-    def __init__(self, ctx):
+    def __init__(self, ctx, blas_threads: int):
         parent, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="graphwren-worker")
-        self.process.start()
+        # Each worker gets its share of the cores for BLAS, unless the user chose:
+        # N workers x all-cores BLAS threads would oversubscribe the machine.
+        unset = [k for k in _BLAS_THREADS if k not in os.environ]
+        os.environ.update({k: str(blas_threads) for k in unset})
+        try:
+            self.process.start()
+        finally:
+            for k in unset:
+                del os.environ[k]
         child.close()
         self.conn = parent
         self.event = None   # the event it is running, if any
@@ -68,7 +79,8 @@ class LocalBackend:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.parallelism = workers
         self._ctx = multiprocessing.get_context("spawn")
-        self._workers = [_Worker(self._ctx) for _ in range(workers)]
+        self._blas_threads = max(1, (os.cpu_count() or 1) // workers)
+        self._workers = [_Worker(self._ctx, self._blas_threads) for _ in range(workers)]
         self._pending: collections.deque = collections.deque()
         self._lost: dict[str, list[dict]] = collections.defaultdict(list)
         self._cond = threading.Condition()
@@ -160,7 +172,7 @@ class LocalBackend:
                 self._lost[w.event["job"]].append(w.event)
         w.conn.close()
         if not self._closed:
-            self._workers[i] = _Worker(self._ctx)
+            self._workers[i] = _Worker(self._ctx, self._blas_threads)
         self._bump()
 
     def _bump(self) -> None:

@@ -1,0 +1,261 @@
+"""FileStore: the embedded default store, a directory tree on a local filesystem.
+
+A key 'a/b/c' is the file <root>/a/b/c. Writes go to a temp file in the
+destination directory and are published atomically:
+
+- put:            temp file + os.replace(tmp, final)          (readers never see a partial value)
+- put_if_absent:  temp file + os.link(tmp, final) + unlink    (atomic and exclusive across processes)
+
+Temp files are named '.gwtmp-...'; no key component may start with that
+marker, and list() never returns them. Because a key is a file, a key cannot
+also be a "directory" of other keys ('a' and 'a/b' cannot both exist).
+
+Values are not fsync'ed: the store survives process crashes (the page cache
+is the kernel's), not power loss. That is the right trade for intermediate
+task data on the hot path.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+import threading
+
+from graphwren.errors import MissingKey, StorageError
+from graphwren.runtime.storage.base import Store
+
+TMP_MARKER = ".gwtmp-"
+
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_counter = itertools.count()
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    n = len(view)
+    done = os.write(fd, view) if n else 0
+    while done < n:
+        done += os.write(fd, view[done:])
+
+
+def _read_all(fd: int, offset: int, n: int) -> bytes:
+    """n bytes (fewer at end of file) from offset, in as few preads as possible."""
+    if n <= 0:
+        return b""
+    first = os.pread(fd, n, offset)
+    if len(first) == n or not first:
+        return first
+    parts = [first]
+    got = len(first)
+    while got < n:
+        chunk = os.pread(fd, n - got, offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+class FileStore(Store):
+    def __init__(self, root: str, url: str | None = None):
+        root = os.path.abspath(os.path.expanduser(root))
+        try:
+            os.makedirs(root, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create store directory {root!r}: {e}") from e
+        if not os.path.isdir(root):
+            raise StorageError(f"store root {root!r} is not a directory")
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise StorageError(f"store directory {root!r} is not writable")
+        self.root = root
+        self.url = url or f"file://{root}"
+        self._dirs: set[str] = {root}  # directories known to exist (saves a mkdir per put)
+        self._lock = threading.Lock()
+        self.closed = False
+
+    # -- key -> path ---------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        if not key or key[0] == "/" or key[-1] == "/" or "//" in key or "\0" in key:
+            raise ValueError(f"invalid storage key {key!r}")
+        if "." in key:
+            for part in key.split("/"):
+                if part in (".", "..") or part.startswith(TMP_MARKER):
+                    raise ValueError(f"invalid storage key {key!r}")
+        return f"{self.root}/{key}"
+
+    def _tmp_in(self, directory: str) -> tuple[str, int]:
+        """Create and open a fresh temp file in directory (creating it if needed)."""
+        if directory not in self._dirs:
+            self._makedirs(directory)
+        name = f"{directory}/{TMP_MARKER}{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
+        try:
+            return name, os.open(name, _O_WRITE, 0o666)
+        except FileNotFoundError:
+            # The directory went away (delete() prunes empty directories): recreate once.
+            self._dirs.discard(directory)
+            self._makedirs(directory)
+            return name, os.open(name, _O_WRITE, 0o666)
+
+    def _makedirs(self, directory: str) -> None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise StorageError(
+                f"cannot create {directory!r}: a key is in the way (a key cannot be both "
+                f"a value and a prefix of other keys in a file store)"
+            ) from e
+        self._dirs.add(directory)
+
+    def _write_tmp(self, path: str, data: bytes) -> str:
+        directory = path.rpartition("/")[0]
+        tmp, fd = self._tmp_in(directory)
+        try:
+            _write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            _unlink_quiet(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    # -- Store ---------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._write_tmp(path, data)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            _unlink_quiet(tmp)
+            if isinstance(e, IsADirectoryError):
+                raise StorageError(f"cannot put {key!r}: it is a prefix of other keys") from e
+            raise
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        tmp = self._write_tmp(path, data)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            _unlink_quiet(tmp)
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is not None and end is not None and end <= start:
+            return b""  # empty range: no I/O (same on every store)
+        if (start is not None and start < 0) or (end is not None and end < 0):
+            raise ValueError(f"negative byte range [{start}, {end}) for {key!r}")
+        path = self._path(key)
+        try:
+            fd = os.open(path, _O_READ)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingKey(f"missing key {key!r} in {self.url}") from None
+        try:
+            if start is None and end is None:
+                with os.fdopen(fd, "rb", buffering=0, closefd=False) as f:
+                    return f.readall()
+            start = start or 0
+            if end is None:
+                end = os.fstat(fd).st_size
+            return _read_all(fd, start, end - start)
+        except IsADirectoryError:
+            raise MissingKey(f"missing key {key!r} in {self.url}") from None
+        finally:
+            os.close(fd)
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self._path(key))
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingKey(f"missing key {key!r} in {self.url}") from None
+        if not _isreg(st):
+            raise MissingKey(f"missing key {key!r} in {self.url}")
+        return st.st_size
+
+    def list(self, prefix: str) -> list[str]:
+        return sorted(self._iter(prefix))
+
+    def _iter(self, prefix: str):
+        dir_part, _, name_part = prefix.rpartition("/")
+        if dir_part and (
+            dir_part.startswith("/") or "//" in dir_part or "\0" in dir_part
+            or any(p in (".", "..") for p in dir_part.split("/"))
+        ):
+            return  # no key can live there (and never look outside the root)
+        base = f"{self.root}/{dir_part}" if dir_part else self.root
+        rel = f"{dir_part}/" if dir_part else ""
+        try:
+            it = os.scandir(base)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        stack = []
+        with it:
+            for entry in it:
+                name = entry.name
+                if not name.startswith(name_part) or name.startswith(TMP_MARKER):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, f"{rel}{name}/"))
+                elif entry.is_file():
+                    yield rel + name
+        while stack:
+            path, rel = stack.pop()
+            try:
+                it = os.scandir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with it:
+                for entry in it:
+                    name = entry.name
+                    if name.startswith(TMP_MARKER):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, f"{rel}{name}/"))
+                    elif entry.is_file():
+                        yield rel + name
+
+    def delete(self, prefix: str) -> int:
+        count = 0
+        dirs = set()
+        for key in self._iter(prefix):
+            try:
+                os.unlink(f"{self.root}/{key}")
+                count += 1
+            except FileNotFoundError:
+                continue
+            d = key.rpartition("/")[0]
+            while d and d not in dirs:
+                dirs.add(d)
+                d = d.rpartition("/")[0]
+        # Prune directories left empty, deepest first (best effort: another writer may race in).
+        for d in sorted(dirs, key=lambda s: s.count("/"), reverse=True):
+            try:
+                os.rmdir(f"{self.root}/{d}")
+            except OSError:
+                pass
+        if dirs:
+            with self._lock:
+                self._dirs = {self.root}
+        return count
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _isreg(st) -> bool:
+    return stat.S_ISREG(st.st_mode)
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,288 @@
+"""RedisStore: keys in one Redis database, values split into ~1 MiB chunks.
+
+URL: redis://[:password@]host:port/db[?prefix=name]   (prefix defaults to 'graphwren')
+
+Layout (P = prefix):
+
+    P:v:<key>                     the head; its first byte is a tag:
+                                    b'\\x00' + value          (value fits in one chunk: inline)
+                                    b'\\x01' + b'<ver> <size> <chunk> <n>'   (chunked)
+    P:c:<key>:<ver>:<i>           chunk i of a chunked value written as version <ver>
+
+An inline value costs exactly one round trip to put (a small Lua script that
+SETs the head and reports whether it replaced a chunked value) and one to get
+(GET). A chunked value is written chunks first, head last, so readers only
+ever see complete values; overwriting a chunked value deletes the old version's
+chunks after the new head is in place (a reader caught in between re-reads the
+head). put_if_absent is SET NX on the head. list() SCANs heads only (MATCH with
+the prefix glob-escaped), so chunk keys never show up.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from graphwren.errors import MissingKey, StorageError
+from graphwren.runtime.storage.base import Store
+
+CHUNK = 1 << 20  # 1 MiB
+CONNECT_TIMEOUT = 2.0
+SOCKET_TIMEOUT = 60.0
+SCAN_COUNT = 1000
+BATCH_BYTES = 32 * CHUNK  # pipeline at most this many chunk bytes per round trip
+
+INLINE = b"\x00"
+CHUNKED = b"\x01"
+META_PEEK = 63  # head bytes to read to learn the layout (chunked heads are shorter)
+
+# SET the head and return its previous content if that was a chunked header
+# (so the caller can drop the old chunks), else nil. One round trip.
+_PUT_LUA = """
+local old = redis.call('GETRANGE', KEYS[1], 0, 63)
+redis.call('SET', KEYS[1], ARGV[1])
+if string.sub(old, 1, 1) == '\\1' then return old end
+return false
+"""
+
+_GLOB_SPECIAL = set("*?[]\\")
+
+
+def glob_escape(s: str) -> str:
+    """Escape Redis MATCH metacharacters so s matches literally."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in s)
+
+
+class _Meta:
+    __slots__ = ("ver", "size", "chunk", "n")
+
+    def __init__(self, raw: bytes):
+        ver, size, chunk, n = raw[1:].split(b" ")
+        self.ver = ver.decode()
+        self.size, self.chunk, self.n = int(size), int(chunk), int(n)
+
+    @staticmethod
+    def encode(ver: str, size: int, chunk: int, n: int) -> bytes:
+        return CHUNKED + f"{ver} {size} {chunk} {n}".encode()
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(redis-py URL without our own query args, key prefix)."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    prefix = (query.pop("prefix", None) or ["graphwren"])[0] or "graphwren"
+    rest = urlencode({k: v[-1] for k, v in query.items()})
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+class RedisStore(Store):
+    def __init__(self, url: str, chunk_size: int = CHUNK):
+        self.url = url
+        conn_url, self.prefix = _split_url(url)
+        self.chunk = int(chunk_size)
+        try:
+            self._r = redis.Redis.from_url(
+                conn_url,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_keepalive=True,
+                retry=Retry(NoBackoff(), 1),
+                retry_on_timeout=False,
+                health_check_interval=30,
+            )
+        except (ValueError, redis.exceptions.RedisError) as e:
+            raise StorageError(f"bad Redis URL {url!r}: {e}") from e
+        kw = self._r.connection_pool.connection_kwargs
+        self._where = kw.get("path") or f"{kw.get('host')}:{kw.get('port')}/{kw.get('db', 0)}"
+        try:
+            self._r.ping()
+            self._put_script = self._r.register_script(_PUT_LUA)
+            self._r.script_load(_PUT_LUA)
+        except redis.exceptions.AuthenticationError as e:
+            self._r.close()
+            raise StorageError(f"Redis at {self._where} refused the credentials: {e}") from None
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+            self._r.close()
+            raise StorageError(f"Redis at {self._where} is unreachable: {e}") from None
+        except redis.exceptions.RedisError as e:
+            self._r.close()
+            raise StorageError(f"cannot open Redis store {url!r}: {e}") from None
+        self._hp = f"{self.prefix}:v:"  # head prefix
+        self._cp = f"{self.prefix}:c:"  # chunk prefix
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.closed = False
+
+    # -- helpers -------------------------------------------------------------
+
+    def _head(self, key: str) -> str:
+        if not key:
+            raise ValueError("empty storage key")
+        return self._hp + key
+
+    def _chunk_key(self, key: str, ver: str, i: int) -> str:
+        return f"{self._cp}{key}:{ver}:{i}"
+
+    def _new_version(self) -> str:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        return f"{os.getpid():x}.{threading.get_ident() % 65536:x}.{time.time_ns():x}.{seq:x}"
+
+    def _missing(self, key: str) -> MissingKey:
+        return MissingKey(f"missing key {key!r} in {self.url}")
+
+    def _write_chunks(self, key: str, data, ver: str) -> int:
+        view = memoryview(data)
+        n = (len(view) + self.chunk - 1) // self.chunk
+        per_batch = max(1, BATCH_BYTES // self.chunk)
+        for b0 in range(0, n, per_batch):
+            pipe = self._r.pipeline(transaction=False)
+            for i in range(b0, min(n, b0 + per_batch)):
+                pipe.set(self._chunk_key(key, ver, i), bytes(view[i * self.chunk : (i + 1) * self.chunk]))
+            pipe.execute()
+        return n
+
+    def _drop_chunks(self, key: str, meta: _Meta) -> None:
+        names = [self._chunk_key(key, meta.ver, i) for i in range(meta.n)]
+        for i in range(0, len(names), 1000):
+            self._r.unlink(*names[i : i + 1000])
+
+    # -- Store ---------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        head = self._head(key)
+        if len(data) <= self.chunk:
+            old = self._put_script(keys=[head], args=[INLINE + bytes(data)])
+        else:
+            ver = self._new_version()
+            n = self._write_chunks(key, data, ver)
+            old = self._put_script(keys=[head], args=[_Meta.encode(ver, len(data), self.chunk, n)])
+        if old:
+            self._drop_chunks(key, _Meta(old))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        head = self._head(key)
+        if len(data) <= self.chunk:
+            return bool(self._r.set(head, INLINE + bytes(data), nx=True))
+        if self._r.exists(head):
+            return False  # cheap early exit; SET NX below is what decides
+        ver = self._new_version()
+        n = self._write_chunks(key, data, ver)
+        meta = _Meta.encode(ver, len(data), self.chunk, n)
+        if self._r.set(head, meta, nx=True):
+            return True
+        self._drop_chunks(key, _Meta(meta))
+        return False
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is not None and end is not None and end <= start:
+            return b""  # empty range: no round trip
+        if (start is not None and start < 0) or (end is not None and end < 0):
+            raise ValueError(f"negative byte range [{start}, {end}) for {key!r}")
+        head = self._head(key)
+        for _ in range(5):
+            if start is None and end is None:
+                raw = self._r.get(head)
+                if raw is None:
+                    raise self._missing(key)
+                if raw[:1] == INLINE:
+                    return raw[1:]
+                meta = _Meta(raw)
+                lo, hi = 0, meta.size
+            else:
+                # One round trip: the layout tag and, if inline, the answer itself.
+                pipe = self._r.pipeline(transaction=False)
+                pipe.getrange(head, 0, META_PEEK)
+                s = start or 0
+                pipe.getrange(head, s + 1, (end if end is not None else -1))  # inclusive end
+                peek, inline_part = pipe.execute()
+                if not peek:
+                    raise self._missing(key)
+                if peek[:1] == INLINE:
+                    return inline_part  # GETRANGE clamps at the end of the value
+                meta = _Meta(peek)
+                lo = min(s, meta.size)
+                hi = meta.size if end is None else min(end, meta.size)
+                if hi <= lo:
+                    return b""
+            out = self._read_chunks(key, meta, lo, hi)
+            if out is not None:
+                return out
+            # A chunk vanished: the value was overwritten or deleted under us. Re-read the head.
+        raise StorageError(f"value {key!r} in {self.url} keeps changing or is corrupt (missing chunks)")
+
+    def _read_chunks(self, key: str, meta: _Meta, lo: int, hi: int) -> bytes | None:
+        c = meta.chunk
+        first, last = lo // c, (hi - 1) // c
+        parts = []
+        per_batch = max(1, BATCH_BYTES // c)
+        for b0 in range(first, last + 1, per_batch):
+            pipe = self._r.pipeline(transaction=False)
+            expect = []
+            for i in range(b0, min(last + 1, b0 + per_batch)):
+                a = max(lo, i * c) - i * c
+                b = min(hi, (i + 1) * c) - i * c  # exclusive, within chunk i
+                name = self._chunk_key(key, meta.ver, i)
+                if a == 0 and b == min(c, meta.size - i * c):
+                    pipe.get(name)
+                else:
+                    pipe.getrange(name, a, b - 1)
+                expect.append(b - a)
+            for got, want in zip(pipe.execute(), expect):
+                if got is None or len(got) != want:
+                    return None
+                parts.append(got)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def exists(self, key: str) -> bool:
+        return bool(self._r.exists(self._head(key)))
+
+    def size(self, key: str) -> int:
+        head = self._head(key)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.strlen(head)
+        pipe.getrange(head, 0, META_PEEK)
+        n, peek = pipe.execute()
+        if not peek:
+            raise self._missing(key)
+        if peek[:1] == INLINE:
+            return n - 1
+        return _Meta(peek).size
+
+    def _scan(self, pattern: str):
+        seen = set()
+        for name in self._r.scan_iter(match=pattern, count=SCAN_COUNT):
+            if name not in seen:  # SCAN may return an element more than once
+                seen.add(name)
+                yield name
+
+    def list(self, prefix: str) -> list[str]:
+        n = len(self._hp.encode())
+        pattern = glob_escape(self._hp + prefix) + "*"
+        return sorted(name[n:].decode() for name in self._scan(pattern))
+
+    def delete(self, prefix: str) -> int:
+        # Heads and chunks in one SCAN: P:[vc]:<prefix>*  (chunk keys embed the logical key).
+        pattern = glob_escape(self.prefix) + ":[vc]:" + glob_escape(prefix) + "*"
+        hp = self._hp.encode()
+        heads, chunks = [], []
+        for name in self._scan(pattern):
+            (heads if name.startswith(hp) else chunks).append(name)
+        count = 0
+        for i in range(0, len(heads), 1000):
+            count += self._r.unlink(*heads[i : i + 1000])
+        for i in range(0, len(chunks), 1000):
+            self._r.unlink(*chunks[i : i + 1000])
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._r.close()
