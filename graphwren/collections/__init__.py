@@ -1,0 +1,1 @@
+"""What users touch: lazy bags and blocked arrays."""

@@ -1,0 +1,381 @@
+"""Lazy bags: dask.bag's API, run as stages of stateless tasks over storage.
+
+Every method returns a new lazy ``Bag`` (or ``Item`` for one value); nothing
+runs until ``compute()``. Method names, arguments and results follow
+dask.bag wherever it has the method, so code ports by changing the import.
+"""
+from __future__ import annotations
+
+import builtins
+import itertools
+import math
+import shutil
+import subprocess
+import warnings
+from typing import Any, Callable, Iterable
+
+from .. import config
+from ..planner import bag_expr as e
+from ..planner import bag_tasks as t
+from ..planner.bag_io import WriteText, output_targets
+from ..planner.bag_lower import lower
+from ..planner.bag_rules import fused_view, optimize
+from ..planner.execute import execute
+from ..planner.explain import explain as render_explain
+
+no_default = t.no_default
+DEFAULT_NPARTITIONS = 8
+
+
+def _check_npartitions(n, what: str, allow_none: bool = True):
+    if n is None and allow_none:
+        return None
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{what}: npartitions must be a positive integer, got {n!r}")
+    return n
+
+
+def _check_callable(fn, what: str):
+    if not callable(fn):
+        raise TypeError(f"{what} needs a function, got {type(fn).__name__} {fn!r}")
+    return fn
+
+
+class Bag:
+    """A lazy collection of Python records in partitions."""
+
+    def __init__(self, expr: e.BagExpr):
+        self.expr = expr
+
+    # -- narrow ----------------------------------------------------------------
+    def _narrow(self, op) -> "Bag":
+        return Bag(e.Narrow(self.expr, op))
+
+    def map(self, func: Callable, *args, **kwargs) -> "Bag":
+        return self._narrow(t.Map(_check_callable(func, "map"), args, kwargs))
+
+    def starmap(self, func: Callable, *args, **kwargs) -> "Bag":
+        return self._narrow(t.Starmap(_check_callable(func, "starmap"), args, kwargs))
+
+    def filter(self, predicate: Callable) -> "Bag":
+        return self._narrow(t.Filter(_check_callable(predicate, "filter")))
+
+    def remove(self, predicate: Callable) -> "Bag":
+        return self._narrow(t.Remove(_check_callable(predicate, "remove")))
+
+    def flat_map(self, func: Callable) -> "Bag":
+        return self._narrow(t.FlatMap(_check_callable(func, "flat_map")))
+
+    def flatten(self) -> "Bag":
+        return self._narrow(t.Flatten())
+
+    def map_partitions(self, func: Callable, *args, **kwargs) -> "Bag":
+        return self._narrow(t.MapPartitions(_check_callable(func, "map_partitions"), args, kwargs))
+
+    def pluck(self, key, default=no_default) -> "Bag":
+        return self._narrow(t.Pluck(key, default))
+
+    # -- wide ------------------------------------------------------------------
+    def reduceby(self, key, binop: Callable, initial=no_default, npartitions: int | None = None) -> "Bag":
+        """(key, reduced value) pairs, as PySpark's reduceByKey / toolz.reduceby."""
+        _check_callable(binop, "reduceby binop")
+        n = _check_npartitions(npartitions, "reduceby")
+        return Bag(e.ReduceBy(self.expr, key, binop, initial, binop, no_default, n, "reduceby"))
+
+    def foldby(self, key, binop: Callable, initial=no_default, combine: Callable | None = None,
+               combine_initial=no_default, split_every=None, npartitions: int | None = None) -> "Bag":
+        """dask.bag's foldby: binop folds records per partition, combine merges across."""
+        _check_callable(binop, "foldby binop")
+        n = _check_npartitions(npartitions, "foldby")
+        return Bag(e.ReduceBy(self.expr, key, binop, initial, combine or binop, combine_initial, n, "foldby"))
+
+    def groupby(self, grouper: Callable, npartitions: int | None = None, **_ignored) -> "Bag":
+        _check_callable(grouper, "groupby")
+        return Bag(e.GroupBy(self.expr, grouper, _check_npartitions(npartitions, "groupby")))
+
+    def frequencies(self, split_every=None, sort: bool = False, npartitions: int | None = None) -> "Bag":
+        return Bag(e.Frequencies(self.expr, bool(sort), _check_npartitions(npartitions, "frequencies")))
+
+    def distinct(self, key: Callable | None = None, npartitions: int | None = None) -> "Bag":
+        return Bag(e.Distinct(self.expr, key, _check_npartitions(npartitions, "distinct")))
+
+    def reduction(self, perpartition: Callable, aggregate: Callable, split_every=None,
+                  out_type=None, name=None) -> "Item | Bag":
+        item = Item(e.Reduction(self.expr, _check_callable(perpartition, "reduction"),
+                                _check_callable(aggregate, "reduction"), split_every, name or "reduction"))
+        return item if out_type in (None, Item) else Bag(item.expr)
+
+    def count(self) -> "Item":
+        return Item(e.Reduction(self.expr, _count, sum, None, "count"))
+
+    def sum(self, split_every=None) -> "Item":
+        return Item(e.Reduction(self.expr, builtins.sum, builtins.sum, split_every, "sum"))
+
+    def min(self, split_every=None) -> "Item":
+        return Item(e.Reduction(self.expr, _min_chunk, _min_aggregate, split_every, "min"))
+
+    def max(self, split_every=None) -> "Item":
+        return Item(e.Reduction(self.expr, _max_chunk, _max_aggregate, split_every, "max"))
+
+    def mean(self) -> "Item":
+        return Item(e.Reduction(self.expr, _moments, _mean_aggregate, None, "mean"))
+
+    def var(self, ddof: int = 0) -> "Item":
+        return Item(e.Reduction(self.expr, _moments, _VarAggregate(ddof), None, "var"))
+
+    def std(self, ddof: int = 0) -> "Item":
+        return Item(e.Reduction(self.expr, _moments, _VarAggregate(ddof, sqrt=True), None, "std"))
+
+    def all(self) -> "Item":
+        return Item(e.Reduction(self.expr, builtins.all, builtins.all, None, "all"))
+
+    def any(self) -> "Item":
+        return Item(e.Reduction(self.expr, builtins.any, builtins.any, None, "any"))
+
+    def topk(self, k: int, key=None, split_every=None) -> "Bag":
+        if not isinstance(k, int) or k < 0:
+            raise ValueError(f"topk: k must be a non-negative integer, got {k!r}")
+        return Bag(e.TopK(self.expr, k, key, split_every))
+
+    def repartition(self, npartitions: int) -> "Bag":
+        return Bag(e.Repartition(self.expr, _check_npartitions(npartitions, "repartition", allow_none=False)))
+
+    def join(self, other, on_self: Callable, on_other: Callable | None = None,
+             npartitions: int | None = None) -> "Bag":
+        """(other record, self record) for every pair with equal keys, as dask.bag.join."""
+        _check_callable(on_self, "join on_self")
+        on_other = on_other or on_self
+        right = other.expr if isinstance(other, Bag) else tuple(other)
+        return Bag(e.Join(self.expr, right, on_self, on_other, _check_npartitions(npartitions, "join")))
+
+    # -- running -----------------------------------------------------------------
+    @property
+    def npartitions(self) -> int:
+        return self.expr.npartitions
+
+    def _plan(self, settings: dict, expr=None, sink=None, ntasks=None):
+        return lower(optimize(expr if expr is not None else self.expr), settings, sink=sink, ntasks=ntasks)
+
+    def _run(self, settings: dict, expr=None, sink=None, ntasks=None, keep=None, description="compute"):
+        settings = config.resolve(settings)
+        plan = self._plan(settings, expr, sink, ntasks)
+        outputs, job = execute(plan, settings, keep=keep, description=description)
+        return outputs[plan.outputs[0]], plan, job, settings
+
+    def compute(self, **settings) -> list:
+        """Run the plan; the records of every partition, in partition order."""
+        parts, *_ = self._run(settings)
+        return list(itertools.chain.from_iterable(parts))
+
+    def __iter__(self):
+        return iter(self.compute())
+
+    def take(self, k: int, npartitions: int = 1, compute: bool = True, warn: bool = True, **settings) -> tuple:
+        """The first k records, reading only the first ``npartitions`` partitions (-1: all)."""
+        if npartitions != -1:
+            _check_npartitions(npartitions, "take", allow_none=False)
+        parts, *_ = self._run(settings, expr=e.Narrow(self.expr, t.Slice(k)),
+                              ntasks=None if npartitions == -1 else npartitions, description="take")
+        out = tuple(itertools.islice(itertools.chain.from_iterable(parts), k))
+        if warn and len(out) < k:
+            warnings.warn(f"Insufficient elements for `take`. {k} elements requested, only {len(out)} "
+                          f"elements available. Try passing larger `npartitions` to `take`.")
+        return out
+
+    def persist(self, **settings) -> "Bag":
+        """Compute once and keep the partitions in storage; the new bag reads them back."""
+        parts, plan, job, settings = self._run(settings, keep=True, description="persist")
+        out = plan.stage(plan.outputs[0])
+        return type(self)(e.Persisted(out.storage or settings["storage"], job, out.name, out.ntasks))
+
+    def to_textfiles(self, path: str, name_function: Callable | None = None, compression="infer",
+                     encoding: str = "utf-8", compute: bool = True, **settings) -> list[str]:
+        """One file per partition, one line per record (records must be str)."""
+        targets = output_targets(path, self.npartitions, name_function)
+        parts, *_ = self._run(settings, sink=WriteText(targets, encoding, compression), description="to_textfiles")
+        return [p[0] for p in parts]
+
+    def explain(self, **settings) -> str:
+        """What will run, before paying for it: logical, optimized and physical plans."""
+        settings = config.resolve(settings)
+        optimized = optimize(self.expr)
+        plan = lower(optimized, settings)
+        return render_explain(self.expr.tree(), fused_view(optimized).tree(), plan, settings["storage"])
+
+    def visualize(self, filename: str = "graphwren.png", **settings) -> str:
+        """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
+        plan = lower(optimize(self.expr), config.resolve(settings))
+        lines = ["digraph stages {", "  rankdir=LR; node [shape=box];"]
+        for s in plan.stages:
+            lines.append(f'  "{s.name}" [label="{s.label}\\n{s.ntasks} tasks"];')
+            lines += [f'  "{edge.source}" -> "{s.name}" [label="{edge.kind}"];' for edge in s.inputs]
+        dot = "\n".join(lines + ["}"]) + "\n"
+        if filename.endswith(".dot"):
+            with open(filename, "w") as f:
+                f.write(dot)
+            return filename
+        if shutil.which("dot") is None:
+            raise RuntimeError("visualize needs graphviz's `dot` program (apt-get install graphviz), "
+                               "or a filename ending in .dot to write the graph as text")
+        fmt = filename.rsplit(".", 1)[-1] if "." in filename else "png"
+        subprocess.run(["dot", f"-T{fmt}", "-o", filename], input=dot.encode(), check=True)
+        return filename
+
+    def __repr__(self) -> str:
+        return f"graphwren.Bag<{self.expr._describe()}>"
+
+
+class Item(Bag):
+    """A lazy single value (count, sum, ...): compute() returns the value itself."""
+
+    def compute(self, **settings):
+        parts, *_ = self._run(settings)
+        return parts[0][0]
+
+    def __repr__(self) -> str:
+        return f"graphwren.Item<{self.expr._describe()}>"
+
+
+# -- reductions' halves (module-level so workers import them by reference) -------------
+class _NoValue:
+    """Marks an empty partition in min/max (a class: identity survives pickling)."""
+
+
+def _count(it) -> int:
+    return builtins.sum(1 for _ in it)
+
+
+def _min_chunk(it):
+    return builtins.min(it, default=_NoValue)
+
+
+def _max_chunk(it):
+    return builtins.max(it, default=_NoValue)
+
+
+def _min_aggregate(values):
+    values = [v for v in values if v is not _NoValue]
+    if not values:
+        raise ValueError("min() of an empty bag")
+    return builtins.min(values)
+
+
+def _max_aggregate(values):
+    values = [v for v in values if v is not _NoValue]
+    if not values:
+        raise ValueError("max() of an empty bag")
+    return builtins.max(values)
+
+
+def _moments(it) -> tuple[int, float, float]:
+    """(count, mean, sum of squared deviations) of one partition (Welford)."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for x in it:
+        n += 1
+        delta = x - mean
+        mean += delta / n
+        m2 += delta * (x - mean)
+    return n, mean, m2
+
+
+def _merge_moments(parts) -> tuple[int, float, float]:
+    """Chan et al.'s pairwise merge: numerically stable across partitions."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for nb, mb, m2b in parts:
+        if nb == 0:
+            continue
+        total = n + nb
+        delta = mb - mean
+        mean += delta * nb / total
+        m2 += m2b + delta * delta * n * nb / total
+        n = total
+    return n, mean, m2
+
+
+def _mean_aggregate(parts):
+    n, mean, _ = _merge_moments(parts)
+    if n == 0:
+        raise ValueError("mean() of an empty bag")
+    return mean
+
+
+class _VarAggregate:
+    def __init__(self, ddof: int, sqrt: bool = False):
+        self.ddof, self.sqrt = ddof, sqrt
+
+    def __call__(self, parts):
+        n, _, m2 = _merge_moments(parts)
+        if n - self.ddof <= 0:
+            raise ValueError(f"var() needs more than ddof={self.ddof} records, the bag has {n}")
+        var = m2 / (n - self.ddof)
+        return math.sqrt(var) if self.sqrt else var
+
+
+# -- constructors ----------------------------------------------------------------------
+def from_sequence(seq: Iterable, partition_size: int | None = None, npartitions: int | None = None) -> Bag:
+    """A bag of the records of ``seq``, shipped to the tasks through storage."""
+    seq = list(seq)
+    _check_npartitions(npartitions, "from_sequence")
+    if partition_size is not None:
+        _check_npartitions(partition_size, "from_sequence partition_size")
+        npartitions = max(1, math.ceil(len(seq) / partition_size))
+    n = npartitions or max(1, builtins.min(len(seq), DEFAULT_NPARTITIONS))
+    parts = tuple(tuple(seq[len(seq) * i // n: len(seq) * (i + 1) // n]) for i in builtins.range(n))
+    return Bag(e.FromData(parts))
+
+
+def from_partitions(partitions: Iterable[Iterable]) -> Bag:
+    """One partition per given list (dask's from_delayed, for data already split)."""
+    parts = tuple(tuple(p) for p in partitions)
+    if not parts:
+        raise ValueError("from_partitions needs at least one partition")
+    return Bag(e.FromData(parts))
+
+
+def range(n: int, npartitions: int) -> Bag:  # noqa: A001 - dask.bag.range
+    """range(n) generated inside the tasks."""
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"range: n must be a non-negative integer, got {n!r}")
+    return Bag(e.Range(n, _check_npartitions(npartitions, "range", allow_none=False)))
+
+
+def read_text(urlpath, blocksize: int | None = None, compression="infer", encoding: str = "utf-8",
+              errors: str = "strict", include_path: bool = False) -> Bag:
+    """Lines (with their newline) of local files or s3:// objects; globs and lists allowed.
+
+    With ``blocksize`` large files split into newline-aligned byte ranges, each
+    read by its own task with ranged GETs. Nothing is listed until compute().
+    """
+    if include_path:
+        raise NotImplementedError("read_text(include_path=True) is not supported yet")
+    return Bag(e.ReadText(urlpath if isinstance(urlpath, str) else tuple(urlpath), blocksize, encoding, errors,
+                          compression))
+
+
+def from_s3(urlpath, **kwargs) -> Bag:
+    """read_text for s3:// URLs (PyWren's name for it)."""
+    paths = [urlpath] if isinstance(urlpath, str) else list(urlpath)
+    bad = [p for p in paths if not p.startswith("s3://")]
+    if bad:
+        raise ValueError(f"from_s3 takes s3:// URLs, got {bad[0]!r}; use read_text for other paths")
+    return read_text(urlpath, **kwargs)
+
+
+def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict") -> Bag:  # noqa: A002
+    """Records of parquet files, one partition per file: dicts, or tuples with format='tuple'."""
+    if format not in ("dict", "tuple"):
+        raise ValueError(f"read_parquet: format must be 'dict' or 'tuple', got {format!r}")
+    return Bag(e.ReadParquet(urlpath if isinstance(urlpath, str) else tuple(urlpath),
+                             tuple(columns) if columns else None, format == "tuple"))
+
+
+def from_arrow(tables, format: str = "dict") -> Bag:  # noqa: A002
+    """Records of pyarrow Tables (one partition per table)."""
+    from ..planner.bag_io import records_of
+    tables = [tables] if not isinstance(tables, (list, tuple)) else list(tables)
+    return from_partitions([list(records_of(tb, format == "tuple")) for tb in tables])
+
+
+__all__ = ["Bag", "Item", "from_sequence", "from_partitions", "range", "read_text", "from_s3",
+           "read_parquet", "from_arrow"]
+

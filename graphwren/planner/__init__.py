@@ -1,0 +1,1 @@
+"""Expressions -> optimized logical plan -> physical plan of stages -> explain()."""

@@ -1,0 +1,236 @@
+"""Logical nodes of a bag plan.
+
+User-level nodes (``ReduceBy``, ``Frequencies``, ``Reduction`` ...) say what
+to compute. The optimizer (bag_rules) rewrites them into the few physical
+shapes lowering knows: ``Narrow`` ops (fused into stages), ``Shuffle``
+(a hash-shuffle boundary), ``TreeReduce`` (a gather), ``Repartition``,
+``HashJoin`` and sources.
+"""
+from __future__ import annotations
+
+import functools
+
+from . import bag_tasks as t
+from .expr import Expr, funcname
+
+no_default = t.no_default
+
+
+def describe_op(op) -> str:
+    """How an op reads in plans and stage labels: ``map(parse)``."""
+    name = type(op).__name__
+    label = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    fn = getattr(op, "fn", None) or getattr(op, "predicate", None) or getattr(op, "key", None)
+    if callable(fn):
+        return f"{label}({funcname(fn)})"
+    if isinstance(op, t.Pluck):
+        return f"pluck({op.key!r})"
+    if isinstance(op, (t.TopK, t.Slice)):
+        return f"{label}({getattr(op, 'k', getattr(op, 'n', ''))})"
+    return label
+
+
+class BagExpr(Expr):
+    """A node whose value is a bag of ``npartitions`` partitions."""
+
+    @property
+    def npartitions(self) -> int:
+        raise NotImplementedError
+
+
+# -- sources -------------------------------------------------------------------
+class FromData(BagExpr):
+    """Partitions the driver holds (from_sequence, from_partitions): shipped via storage."""
+
+    _parameters = ("partitions",)
+
+    @property
+    def npartitions(self):
+        return len(self.partitions)
+
+    def _describe(self):
+        return f"FromData(npartitions={self.npartitions}, records={sum(map(len, self.partitions))})"
+
+
+class Range(BagExpr):
+    _parameters = ("n", "nparts")
+
+    @property
+    def npartitions(self):
+        return self.nparts
+
+
+class ReadText(BagExpr):
+    _parameters = ("urlpath", "blocksize", "encoding", "errors", "compression")
+
+    @functools.cached_property
+    def splits(self):
+        from .bag_io import text_splits
+        return text_splits(self.urlpath, self.blocksize, self.compression)
+
+    @property
+    def npartitions(self):
+        return len(self.splits)
+
+
+class ReadParquet(BagExpr):
+    _parameters = ("urlpath", "columns", "as_tuples")
+
+    @functools.cached_property
+    def files(self):
+        from .bag_io import expand
+        return expand(self.urlpath, "read_parquet")
+
+    @property
+    def npartitions(self):
+        return len(self.files)
+
+
+class Persisted(BagExpr):
+    """Partitions already committed in storage by an earlier compute (persist())."""
+
+    _parameters = ("store", "job", "stage", "nparts")
+
+    @property
+    def npartitions(self):
+        return self.nparts
+
+
+# -- narrow ----------------------------------------------------------------------
+class Narrow(BagExpr):
+    """One record-level op over each partition: partition i in, partition i out."""
+
+    _parameters = ("frame", "op")
+
+    @property
+    def npartitions(self):
+        return self.frame.npartitions
+
+    def _describe(self):
+        return describe_op(self.op)
+
+
+class Fused(BagExpr):
+    """A chain of narrow ops run in one pass (made by the fusion rule)."""
+
+    _parameters = ("frame", "ops")
+
+    @property
+    def npartitions(self):
+        return self.frame.npartitions
+
+    def _describe(self):
+        return "Fused(" + " | ".join(describe_op(op) for op in self.ops) + ")"
+
+
+# -- what users ask for (rewritten by the optimizer) ----------------------------------
+class ReduceBy(BagExpr):
+    _parameters = ("frame", "key", "binop", "initial", "combine", "combine_initial", "nparts", "opname")
+
+    @property
+    def npartitions(self):
+        return self.nparts or self.frame.npartitions
+
+
+class Frequencies(BagExpr):
+    _parameters = ("frame", "sort", "nparts")
+
+    @property
+    def npartitions(self):
+        return 1 if self.sort else (self.nparts or self.frame.npartitions)
+
+
+class Distinct(BagExpr):
+    _parameters = ("frame", "key", "nparts")
+
+    @property
+    def npartitions(self):
+        return self.nparts or self.frame.npartitions
+
+
+class GroupBy(BagExpr):
+    _parameters = ("frame", "key", "nparts")
+
+    @property
+    def npartitions(self):
+        return self.nparts or self.frame.npartitions
+
+
+class Reduction(BagExpr):
+    """perpartition on every partition, then aggregate on the list of results: one value."""
+
+    _parameters = ("frame", "perpartition", "aggregate", "split_every", "opname")
+    _defaults = {"opname": "reduction"}
+
+    @property
+    def npartitions(self):
+        return 1
+
+    def _describe(self):
+        return f"{self.opname}(perpartition={funcname(self.perpartition)}, aggregate={funcname(self.aggregate)})"
+
+
+class TopK(BagExpr):
+    _parameters = ("frame", "k", "key", "split_every")
+
+    @property
+    def npartitions(self):
+        return 1
+
+
+class Join(BagExpr):
+    """``other`` is a bag expression (hash join) or a tuple of records (broadcast)."""
+
+    _parameters = ("frame", "other", "on_self", "on_other", "nparts")
+
+    @property
+    def npartitions(self):
+        if isinstance(self.other, BagExpr):
+            return self.nparts or max(self.frame.npartitions, self.other.npartitions)
+        return self.frame.npartitions
+
+
+# -- physical shapes the lowering knows ---------------------------------------------
+class Shuffle(BagExpr):
+    """Every record goes to partition portable_hash(key(record)) % nparts."""
+
+    _parameters = ("frame", "key", "nparts", "first", "opname")
+
+    @property
+    def npartitions(self):
+        return self.nparts
+
+    def _describe(self):
+        key = "record[0]" if self.first else funcname(self.key)
+        return f"Shuffle(key={key}, npartitions={self.nparts})"
+
+
+class TreeReduce(BagExpr):
+    """Gather every partition's records into one task (in a tree if many)."""
+
+    _parameters = ("frame", "combine", "split_every")
+
+    @property
+    def npartitions(self):
+        return 1
+
+    def _describe(self):
+        return f"TreeReduce(combine={describe_op(self.combine)}, split_every={self.split_every})"
+
+
+class Repartition(BagExpr):
+    _parameters = ("frame", "nparts")
+
+    @property
+    def npartitions(self):
+        return self.nparts
+
+
+class HashJoin(BagExpr):
+    """Bucket i of both shuffled sides joined in one task."""
+
+    _parameters = ("left", "right", "on_self", "on_other")
+
+    @property
+    def npartitions(self):
+        return self.left.npartitions

@@ -1,0 +1,185 @@
+"""Reading and writing bags: URL globs, newline-aligned byte ranges, parquet, text.
+
+Every file is addressed as (store URL, key) so local paths, ``s3://`` and
+``redis://`` read alike; a task fetches only its byte range (ranged GETs),
+plus the few bytes past it that finish its last line.
+"""
+from __future__ import annotations
+
+import bz2
+import fnmatch
+import glob as globmod
+import gzip
+import io
+import lzma
+import os
+from urllib.parse import urlsplit
+
+from ..runtime.storage import open_store
+
+COMPRESSIONS = {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}
+_EXTENSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
+_READ_MORE = 64 * 1024
+
+
+def _split_url(path: str) -> tuple[str, str]:
+    """(store URL, key) of one file."""
+    if "://" in path and not path.startswith("file://"):
+        parts = urlsplit(path)
+        return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    return "file:///", os.path.abspath(os.path.expanduser(path)).lstrip("/")
+
+
+def expand(urlpath, what: str) -> list[tuple[str, str]]:
+    """Every (store URL, key) a path, glob or list of them names; an error if none."""
+    paths = [urlpath] if isinstance(urlpath, (str, os.PathLike)) else list(urlpath)
+    if not paths:
+        raise ValueError(f"{what}: an empty list of paths")
+    out = []
+    for path in map(str, paths):
+        if not any(c in path for c in "*?["):
+            store_url, key = _split_url(path)
+            if not open_store(store_url).exists(key):
+                raise FileNotFoundError(f"{what}: no such file {path!r}")
+            out.append((store_url, key))
+            continue
+        if "://" in path and not path.startswith("file://"):
+            store_url, pattern = _split_url(path)
+            fixed = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
+            keys = [k for k in open_store(store_url).list(fixed) if fnmatch.fnmatchcase(k, pattern)]
+            matches = [(store_url, k) for k in sorted(keys)]
+        else:
+            local = path[len("file://"):] if path.startswith("file://") else path
+            matches = [_split_url(p) for p in sorted(globmod.glob(os.path.expanduser(local))) if os.path.isfile(p)]
+        if not matches:
+            raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
+        out.extend(matches)
+    return out
+
+
+def infer_compression(key: str, compression):
+    if compression == "infer":
+        return _EXTENSIONS.get(os.path.splitext(key)[1])
+    if compression is not None and compression not in COMPRESSIONS:
+        raise ValueError(f"unknown compression {compression!r}; choose one of {sorted(COMPRESSIONS)} or 'infer'")
+    return compression
+
+
+def text_splits(urlpath, blocksize, compression) -> list[tuple]:
+    """(store URL, key, start, end, compression) blocks; compressed files are one block."""
+    if blocksize is not None and (not isinstance(blocksize, int) or blocksize < 1):
+        raise ValueError(f"read_text: blocksize must be a positive number of bytes, got {blocksize!r}")
+    splits = []
+    for store_url, key in expand(urlpath, "read_text"):
+        comp = infer_compression(key, compression)
+        size = open_store(store_url).size(key)
+        if comp is not None or blocksize is None or size <= blocksize:
+            splits.append((store_url, key, 0, size, comp))
+            continue
+        for start in range(0, size, blocksize):
+            splits.append((store_url, key, start, min(start + blocksize, size), None))
+    return splits
+
+
+class ReadTextBlock:
+    """Lines of block i: those that *start* inside [start, end), each with its newline."""
+
+    def __init__(self, splits: list[tuple], encoding: str, errors: str):
+        self.splits, self.encoding, self.errors = splits, encoding, errors
+
+    def __call__(self, ctx):
+        store_url, key, start, end, comp = self.splits[ctx.task]
+        store = open_store(store_url)
+        where = f"{store_url.rstrip('/')}/{key}"
+        if comp is not None:
+            data = COMPRESSIONS[comp](store.get(key))
+            offset = 0
+        else:
+            data, offset = self._aligned(store, key, start, end)
+        try:
+            text = data.decode(self.encoding, self.errors)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"read_text: cannot decode {where} as {self.encoding} at byte "
+                             f"{offset + exc.start}{' (after decompression)' if comp else ''}: {exc.reason}") from None
+        ctx.where = f"{where} bytes {start}-{end}"
+        return iter(io.StringIO(text, newline="\n"))
+
+    @staticmethod
+    def _aligned(store, key: str, start: int, end: int) -> tuple[bytes, int]:
+        if start > 0:
+            data = store.get(key, start - 1, end)
+            first = data.find(b"\n")
+            if first < 0:
+                return b"", start  # the block lies inside a line that began earlier
+            data, offset = data[first + 1:], start + first
+        else:
+            data, offset = store.get(key, 0, end), 0
+        if not data:
+            return b"", offset
+        size = None
+        pos = end
+        tail = []
+        while not (tail[-1] if tail else data).endswith(b"\n"):
+            size = store.size(key) if size is None else size
+            if pos >= size:
+                break
+            more = store.get(key, pos, min(pos + _READ_MORE, size))
+            cut = more.find(b"\n")
+            tail.append(more if cut < 0 else more[: cut + 1])
+            pos += len(more)
+            if cut >= 0:
+                break
+        return data + b"".join(tail), offset
+
+
+class ReadParquet:
+    """File i as records: dicts (column -> value) or tuples."""
+
+    def __init__(self, files: list[tuple[str, str]], columns, as_tuples: bool):
+        self.files, self.columns, self.as_tuples = files, columns, as_tuples
+
+    def __call__(self, ctx):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        store_url, key = self.files[ctx.task]
+        ctx.where = f"{store_url.rstrip('/')}/{key}"
+        table = pq.read_table(pa.BufferReader(open_store(store_url).get(key)), columns=self.columns)
+        return records_of(table, self.as_tuples)
+
+
+def records_of(table, as_tuples: bool):
+    if as_tuples:
+        return zip(*(col.to_pylist() for col in table.columns))
+    return iter(table.to_pylist())
+
+
+def output_targets(urlpath: str, n: int, name_function) -> list[tuple[str, str]]:
+    """(store URL, key) of each output file: '*' is replaced, else files in a directory."""
+    name_function = name_function or str
+    if "*" in urlpath:
+        paths = [urlpath.replace("*", name_function(i)) for i in range(n)]
+    else:
+        paths = [urlpath.rstrip("/") + f"/{name_function(i)}.part" for i in range(n)]
+    return [_split_url(p) for p in paths]
+
+
+class WriteText:
+    """Sink: one text file per partition, one line per record; returns the file's URL."""
+
+    def __init__(self, targets: list[tuple[str, str]], encoding: str, compression):
+        self.targets, self.encoding, self.compression = targets, encoding, compression
+
+    def __call__(self, ctx, it):
+        store_url, key = self.targets[ctx.task]
+        data = "\n".join(it).encode(self.encoding)
+        comp = infer_compression(key, self.compression)
+        if comp == "gzip":
+            data = gzip.compress(data)
+        elif comp == "bz2":
+            data = bz2.compress(data)
+        elif comp == "xz":
+            data = lzma.compress(data)
+        open_store(store_url).put(key, data)
+        return [f"{store_url.rstrip('/')}/{key}"]

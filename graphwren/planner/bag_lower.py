@@ -1,0 +1,173 @@
+"""Lowering an optimized bag plan to a physical plan of stages.
+
+Walking the plan yields a ``Pending`` per node: where its records come from
+(a source, or edges from materialized stages) plus the narrow ops still to
+apply. Narrow ops only extend a Pending, which is how a chain fuses into
+one stage; a shuffle, gather or repartition *materializes* it into a stage
+and starts a new Pending on the far side of the boundary.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..runtime import codec
+from ..runtime.plan import ALL_TO_ALL, CUSTOM, GATHER, ONE_TO_ONE, Edge, Plan, Stage
+from . import bag_io
+from . import bag_tasks as t
+from .bag_expr import (FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
+                       Repartition, Shuffle, TreeReduce, describe_op)
+from .expr import Expr
+from .explain import human_bytes
+
+DEFAULT_SPLIT_EVERY = 16
+
+
+@dataclasses.dataclass
+class Pending:
+    inputs: list[Edge]
+    read: object
+    ops: list
+    npartitions: int
+    label: list[str]
+
+    def then(self, ops) -> "Pending":
+        return Pending(self.inputs, self.read, self.ops + list(ops), self.npartitions,
+                       self.label + [describe_op(op) for op in ops])
+
+
+class GroupDeps:
+    """CUSTOM edge: downstream task j reads upstream tasks [lo(j), lo(j+1)) whole."""
+
+    def __init__(self, n_up: int, n_down: int):
+        self.n_up, self.n_down = n_up, n_down
+
+    def __call__(self, j: int):
+        lo, hi = j * self.n_up // self.n_down, (j + 1) * self.n_up // self.n_down
+        return [(i, None) for i in range(lo, hi)]
+
+
+class SplitDeps:
+    """CUSTOM edge: downstream task j reads bucket j of the one upstream task that feeds it."""
+
+    def __init__(self, owner: list[int]):
+        self.owner = owner
+
+    def __call__(self, j: int):
+        return [(self.owner[j], j)]
+
+
+class Lowering:
+    def __init__(self, root: Expr, settings: dict):
+        self.settings = settings
+        self.stages: list[Stage] = []
+        self.data: dict[str, bytes] = {}
+        self.memo: dict[str, Pending] = {}
+        self.refs = _reference_counts(root)
+
+    # -- the walk ------------------------------------------------------------------
+    def pending(self, expr: Expr) -> Pending:
+        hit = self.memo.get(expr.name)
+        if hit is not None:
+            return hit
+        out = self._pending(expr)
+        if self.refs.get(expr.name, 0) > 1 and (out.ops or not out.inputs):
+            # Used twice: compute it once, as its own stage, and let both consumers read it.
+            name = self.materialize(out, t.Collect())
+            out = Pending([Edge(name, ONE_TO_ONE)], t.ReadInputs(0), [], out.npartitions, [])
+        self.memo[expr.name] = out
+        return out
+
+    def _pending(self, expr: Expr) -> Pending:
+        if isinstance(expr, FromData):
+            blobs = [codec.encode(list(p)) for p in expr.partitions]
+            offsets = [0]
+            for b in blobs:
+                offsets.append(offsets[-1] + len(b))
+            self.data[expr.name] = b"".join(blobs)
+            return Pending([], t.ReadDataPartitions(expr.name, offsets), [], len(blobs),
+                           [f"from_sequence({human_bytes(offsets[-1])})"])
+        if isinstance(expr, Range):
+            return Pending([], t.ReadRange(expr.n, expr.nparts), [], expr.nparts, [f"range({expr.n})"])
+        if isinstance(expr, ReadText):
+            size = sum(s[3] - s[2] for s in expr.splits)
+            return Pending([], bag_io.ReadTextBlock(expr.splits, expr.encoding, expr.errors), [],
+                           len(expr.splits), [f"read_text({len(expr.splits)} blocks, {human_bytes(size)})"])
+        if isinstance(expr, ReadParquet):
+            return Pending([], bag_io.ReadParquet(expr.files, expr.columns, expr.as_tuples), [],
+                           len(expr.files), [f"read_parquet({len(expr.files)} files)"])
+        if isinstance(expr, Persisted):
+            self.stages.append(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
+                                     external={"store": expr.store, "job": expr.job}))
+            return Pending([Edge(expr.stage, ONE_TO_ONE)], t.ReadInputs(0), [], expr.nparts, [])
+        if isinstance(expr, (Fused, Narrow)):
+            ops = expr.ops if isinstance(expr, Fused) else (expr.op,)
+            return self.pending(expr.frame).then(ops)
+        if isinstance(expr, Shuffle):
+            up = self.pending(expr.frame)
+            name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=expr.nparts,
+                                    storage=self.settings.get("shuffle_storage"),
+                                    boundary=f"hash shuffle({expr.nparts})")
+            return Pending([Edge(name, ALL_TO_ALL)], t.ReadInputs(0), [], expr.nparts, [])
+        if isinstance(expr, TreeReduce):
+            return self._tree(self.pending(expr.frame), expr.combine, expr.split_every)
+        if isinstance(expr, Repartition):
+            return self._repartition(self.pending(expr.frame), expr.nparts)
+        if isinstance(expr, HashJoin):
+            left, right = self.pending(expr.left), self.pending(expr.right)
+            return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
+                           left.npartitions, ["hash join"])
+        raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the plan first")
+
+    def _tree(self, up: Pending, combine, split_every) -> Pending:
+        every = DEFAULT_SPLIT_EVERY if split_every is None else split_every
+        name = self.materialize(up, t.Collect())
+        n = up.npartitions
+        while every and every > 1 and n > every:
+            m = math.ceil(n / every)
+            stage = Stage(f"{len(self.stages)}-tree", m, t.BagTask(t.ReadInputs(0), [combine], t.Collect()),
+                          [Edge(name, CUSTOM, GroupDeps(n, m))], label=f"tree reduce | {describe_op(combine)}")
+            self.stages.append(stage)
+            name, n = stage.name, m
+        return Pending([Edge(name, GATHER)], t.ReadInputs(0), [combine], 1, [describe_op(combine)])
+
+    def _repartition(self, up: Pending, n: int) -> Pending:
+        m = up.npartitions
+        if n <= m:
+            name = self.materialize(up, t.Collect())
+            return Pending([Edge(name, CUSTOM, GroupDeps(m, n))], t.ReadInputs(0), [], n, ["concat"])
+        targets = [list(range(i * n // m, (i + 1) * n // m)) for i in range(m)]
+        owner = [i for i, ts in enumerate(targets) for _ in ts]
+        name = self.materialize(up, t.SliceBuckets(targets), nbuckets=n, boundary=f"split into {n}")
+        return Pending([Edge(name, CUSTOM, SplitDeps(owner))], t.ReadInputs(0), [], n, [])
+
+    # -- stages --------------------------------------------------------------------
+    def materialize(self, p: Pending, sink, nbuckets: int | None = None, storage: str | None = None,
+                    boundary: str = "", ntasks: int | None = None) -> str:
+        label = " | ".join(p.label) or "read"
+        if boundary:
+            label += f" -> {boundary}"
+        name = f"{len(self.stages)}-{'shuffle' if nbuckets else 'stage'}"
+        self.stages.append(Stage(name, ntasks or p.npartitions, t.BagTask(p.read, p.ops, sink), list(p.inputs),
+                                 nbuckets=nbuckets, storage=storage, label=label))
+        return name
+
+
+def _reference_counts(root: Expr) -> dict[str, int]:
+    refs: dict[str, int] = {}
+    for node in root.walk():
+        for dep in node.dependencies:
+            refs[dep.name] = refs.get(dep.name, 0) + 1
+    return refs
+
+
+def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None) -> Plan:
+    """The physical plan computing ``root`` (already optimized); its last stage is the output."""
+    lowering = Lowering(root, settings)
+    final = lowering.pending(root)
+    if ntasks is not None and not final.inputs:
+        ntasks = min(ntasks, final.npartitions)  # a source read only as far as needed (take)
+    else:
+        ntasks = None
+    out = lowering.materialize(final, sink or t.Collect(), ntasks=ntasks)
+    return Plan(lowering.stages, [out], lowering.data)

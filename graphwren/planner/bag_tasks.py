@@ -1,0 +1,422 @@
+"""What a bag stage runs inside a worker: a reader, a chain of ops, a sink.
+
+A fused stage is ``sink(ctx, opN(...op1(read(ctx))))``: records stream
+through iterators, so a chain of narrow operations costs one pass and no
+intermediate lists. Every piece is a small picklable class; the stage
+function is uploaded once and cached by warm workers.
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import pickle
+import zlib
+from typing import Any, Callable, Iterable, Iterator
+
+class no_default:  # noqa: N801 - a class, so identity survives pickling to workers
+    """Marks an argument the caller did not give (``initial=``, ``default=``)."""
+
+
+# -- hashing keys to buckets ---------------------------------------------------
+def portable_hash(key: Any) -> int:
+    """A hash that agrees across processes (str hashing is salted per process)."""
+    t = type(key)
+    if t is str:
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+    if t is int or t is bool:
+        return key & 0xFFFFFFFF
+    if t is bytes:
+        return zlib.crc32(key)
+    if t is tuple:
+        h = 0x345678
+        for item in key:
+            h = (h * 1000003) ^ portable_hash(item)
+            h &= 0xFFFFFFFFFFFF
+        return h
+    if key is None:
+        return 0
+    if t is float:
+        return hash(key) & 0xFFFFFFFF
+    if t is frozenset:
+        return sum(portable_hash(k) for k in key) & 0xFFFFFFFF
+    try:
+        return zlib.crc32(pickle.dumps(key, protocol=5))
+    except Exception:  # noqa: BLE001
+        return hash(key) & 0xFFFFFFFF
+
+
+def check_hashable(key: Any, record: Any, op: str) -> None:
+    try:
+        hash(key)
+    except TypeError:
+        raise TypeError(f"{op}: the key {key!r} of record {record!r} is unhashable "
+                        f"({type(key).__name__}); return a tuple/str/int key instead") from None
+
+
+# -- readers: where a stage's records come from ---------------------------------------
+class ReadInputs:
+    """Concatenate the pieces of input edge ``k`` (one-to-one, shuffle or gather)."""
+
+    def __init__(self, k: int = 0):
+        self.k = k
+
+    def __call__(self, ctx) -> Iterator:
+        return itertools.chain.from_iterable(ctx.input(self.k))
+
+
+class ReadDataPartitions:
+    """Partition i of data the driver shipped as one object of encoded partitions."""
+
+    def __init__(self, name: str, offsets: list[int]):
+        self.name, self.offsets = name, offsets
+
+    def __call__(self, ctx) -> Iterator:
+        from ..runtime import codec
+        blob = ctx.read_data(self.name, self.offsets[ctx.task], self.offsets[ctx.task + 1])
+        return iter(codec.decode(blob))
+
+
+class ReadRange:
+    """Partition i of range(n), generated in the task."""
+
+    def __init__(self, n: int, npartitions: int):
+        self.n, self.npartitions = n, npartitions
+
+    def __call__(self, ctx) -> Iterator:
+        step = -(-self.n // self.npartitions) if self.n else 0
+        return iter(range(min(ctx.task * step, self.n), min((ctx.task + 1) * step, self.n)))
+
+
+# -- ops: narrow, record-at-a-time transformations --------------------------------------
+class Map:
+    def __init__(self, fn, args=(), kwargs=None):
+        self.fn, self.args, self.kwargs = fn, tuple(args), dict(kwargs or {})
+
+    def __call__(self, it):
+        if self.args or self.kwargs:
+            fn, args, kwargs = self.fn, self.args, self.kwargs
+            return (fn(x, *args, **kwargs) for x in it)
+        return map(self.fn, it)
+
+
+class Starmap(Map):
+    def __call__(self, it):
+        if self.args or self.kwargs:
+            fn, args, kwargs = self.fn, self.args, self.kwargs
+            return (fn(*x, *args, **kwargs) for x in it)
+        return itertools.starmap(self.fn, it)
+
+
+class Filter:
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+    def __call__(self, it):
+        return filter(self.predicate, it)
+
+
+class Remove(Filter):
+    def __call__(self, it):
+        return itertools.filterfalse(self.predicate, it)
+
+
+class FlatMap:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, it):
+        return itertools.chain.from_iterable(map(self.fn, it))
+
+
+class Flatten:
+    def __call__(self, it):
+        return itertools.chain.from_iterable(it)
+
+
+class Pluck:
+    def __init__(self, key, default=no_default):
+        self.key, self.default = key, default
+
+    def __call__(self, it):
+        key, default = self.key, self.default
+        if isinstance(key, list):
+            if default is no_default:
+                return (tuple(x[k] for k in key) for x in it)
+            return (tuple(_get(x, k, default) for k in key) for x in it)
+        if default is no_default:
+            return (x[key] for x in it)
+        return (_get(x, key, default) for x in it)
+
+
+def _get(x, k, default):
+    try:
+        return x[k]
+    except (KeyError, IndexError):
+        return default
+
+
+class MapPartitions:
+    """The user's function over a whole partition (it gets a list, as in dask)."""
+
+    def __init__(self, fn, args=(), kwargs=None):
+        self.fn, self.args, self.kwargs = fn, tuple(args), dict(kwargs or {})
+
+    def __call__(self, it):
+        out = self.fn(list(it), *self.args, **self.kwargs)
+        return iter(out)
+
+
+class Slice:
+    """The first ``n`` records (take)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, it):
+        return itertools.islice(it, self.n)
+
+
+# -- aggregating ops: a partition in, a few records out ------------------------------
+class PartialReduceBy:
+    """Map-side combine: one (key, accumulator) per key in the partition (toolz.reduceby)."""
+
+    def __init__(self, key, binop, initial=no_default, op="reduceby"):
+        self.key, self.binop, self.initial, self.op = key, binop, initial, op
+
+    def __call__(self, it):
+        acc: dict = {}
+        key, binop, initial = self.key, self.binop, self.initial
+        if not callable(key):
+            getter = key
+            key = lambda x: x[getter]  # noqa: E731
+        for record in it:
+            k = key(record)
+            try:
+                if k in acc:
+                    acc[k] = binop(acc[k], record)
+                elif initial is no_default:
+                    acc[k] = record
+                else:
+                    acc[k] = binop(initial() if callable(initial) else initial, record)
+            except TypeError:
+                check_hashable(k, record, self.op)
+                raise
+        return iter(acc.items())
+
+
+class CombineByKey:
+    """Reduce-side combine of (key, accumulator) pairs coming from many map tasks."""
+
+    def __init__(self, combine, initial=no_default):
+        self.combine, self.initial = combine, initial
+
+    def __call__(self, it):
+        acc: dict = {}
+        combine, initial = self.combine, self.initial
+        for k, v in it:
+            if k in acc:
+                acc[k] = combine(acc[k], v)
+            elif initial is no_default:
+                acc[k] = v
+            else:
+                acc[k] = combine(initial() if callable(initial) else initial, v)
+        return iter(acc.items())
+
+
+class CountValues:
+    """Map-side frequencies: Counter runs its loop in C."""
+
+    def __call__(self, it):
+        try:
+            return iter(collections.Counter(it).items())
+        except TypeError:
+            items = list(it)
+            for x in items:
+                check_hashable(x, x, "frequencies")
+            raise
+
+
+class SumCounts:
+    def __call__(self, it):
+        total: collections.Counter = collections.Counter()
+        for k, v in it:
+            total[k] += v
+        return iter(total.items())
+
+
+class SortByCount:
+    def __call__(self, it):
+        return iter(sorted(it, key=lambda kv: kv[1], reverse=True))
+
+
+class Distinct:
+    def __init__(self, key=None):
+        self.key = key
+
+    def __call__(self, it):
+        if self.key is None:
+            try:
+                return iter(dict.fromkeys(it))
+            except TypeError:
+                raise TypeError("distinct: a record is unhashable; pass key= to compare by a hashable key") from None
+        seen: dict = {}
+        for x in it:
+            k = self.key(x)
+            if k not in seen:
+                seen[k] = x
+        return iter(seen.values())
+
+
+class GroupValues:
+    """Reduce-side groupby: (key, [records]) per key, records in arrival order."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, it):
+        groups: dict = collections.defaultdict(list)
+        key = self.key
+        for x in it:
+            groups[key(x)].append(x)
+        return iter(groups.items())
+
+
+class PerPartition:
+    """``perpartition(records)`` as one record (the first half of a reduction)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, it):
+        return iter([self.fn(it)])
+
+
+class Aggregate:
+    """``aggregate(list of partials)`` as one record (the second half)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, it):
+        return iter([self.fn(list(it))])
+
+
+class TopK:
+    def __init__(self, k: int, key=None):
+        self.k, self.key = k, key
+
+    def __call__(self, it):
+        if self.key is None:
+            return iter(heapq.nlargest(self.k, it))
+        key = self.key if callable(self.key) else (lambda x, k=self.key: x[k])
+        return iter(heapq.nlargest(self.k, it, key=key))
+
+
+class JoinBuckets:
+    """Hash join of bucket i of two shuffled bags: yields (other, self) like dask."""
+
+    def __init__(self, on_self, on_other):
+        self.on_self, self.on_other = on_self, on_other
+
+    def read(self, ctx):
+        table = collections.defaultdict(list)
+        for part in ctx.input(1):
+            for y in part:
+                table[self.on_other(y)].append(y)
+        for part in ctx.input(0):
+            for x in part:
+                for y in table.get(self.on_self(x), ()):
+                    yield (y, x)
+
+    def __call__(self, ctx):
+        return self.read(ctx)
+
+
+class JoinBroadcast:
+    """Join with a small in-memory collection shipped to every task."""
+
+    def __init__(self, other: list, on_self, on_other):
+        self.other, self.on_self, self.on_other = other, on_self, on_other
+
+    def __call__(self, it):
+        table = collections.defaultdict(list)
+        for y in self.other:
+            table[self.on_other(y)].append(y)
+        on_self = self.on_self
+        return ((y, x) for x in it for y in table.get(on_self(x), ()))
+
+
+# -- sinks: what a stage returns ---------------------------------------------------
+class Collect:
+    """The partition as a list."""
+
+    def __call__(self, ctx, it) -> list:
+        return list(it)
+
+
+class HashBuckets:
+    """Split records into ``ctx.nbuckets`` lists by a portable hash of their key."""
+
+    def __init__(self, key: Callable | None = None, first: bool = False, op: str = "shuffle"):
+        self.key, self.first, self.op = key, first, op
+
+    def __call__(self, ctx, it) -> list[list]:
+        n = ctx.nbuckets
+        buckets: list[list] = [[] for _ in range(n)]
+        if n == 1:
+            buckets[0].extend(it)
+            return buckets
+        if self.first:
+            for kv in it:
+                buckets[portable_hash(kv[0]) % n].append(kv)
+        else:
+            key = self.key
+            for x in it:
+                k = key(x)
+                try:
+                    buckets[portable_hash(k) % n].append(x)
+                except TypeError:
+                    check_hashable(k, x, self.op)
+                    raise
+        return buckets
+
+
+class SliceBuckets:
+    """Cut a partition into contiguous slices, one per output partition (repartition)."""
+
+    def __init__(self, targets: list[list[int]]):
+        self.targets = targets  # input task -> the output partitions it feeds
+
+    def __call__(self, ctx, it) -> list[list]:
+        records = list(it)
+        out = [[] for _ in range(ctx.nbuckets)]
+        mine = self.targets[ctx.task]
+        n = len(mine)
+        for j, target in enumerate(mine):
+            out[target] = records[len(records) * j // n: len(records) * (j + 1) // n]
+        return out
+
+
+class BagTask:
+    """A fused bag stage: read, then every op in order, then the sink."""
+
+    def __init__(self, read, ops: list, sink):
+        self.read, self.ops, self.sink = read, list(ops), sink
+
+    def __call__(self, ctx):
+        it = self.read(ctx)
+        for op in self.ops:
+            it = op(it)
+        return self.sink(ctx, it)
+
+
+def chain_ops(ops: Iterable[Callable]) -> Callable[[Iterable], Iterable]:
+    """Compose ops into one function (used where a whole chain runs in one place)."""
+    ops = list(ops)
+
+    def run(it):
+        for op in ops:
+            it = op(it)
+        return it
+    return run

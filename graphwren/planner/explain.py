@@ -1,0 +1,67 @@
+"""Render what will run: logical plan, optimized plan, and the physical stages."""
+from __future__ import annotations
+
+import networkx as nx
+
+from ..runtime.plan import Plan
+
+
+def human_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def stage_table(plan: Plan, default_storage: str) -> str:
+    """The stages in run order: tasks, fused ops, incoming edges, storage, sizes."""
+    order = list(nx.topological_sort(plan.graph()))
+    index = {name: i for i, name in enumerate(order)}
+    lines = []
+    for name in order:
+        s = plan.stage(name)
+        head = f"stage {index[name]}: {s.ntasks} task{'s' if s.ntasks != 1 else ''}  {s.label or name}"
+        if s.external is not None:
+            head += f"  [persisted: job {s.external['job']}]"
+        lines.append(head)
+        for e in s.inputs:
+            lines.append(f"    <- stage {index[e.source]} ({e.kind})")
+        if s.nbuckets is not None:
+            lines.append(f"    -> {s.nbuckets} buckets per task, one object per task")
+        lines.append(f"    storage: {s.storage or default_storage}")
+        read = sum(plan.stage(e.source).estimated_bytes or 0 for e in s.inputs)
+        facts = []
+        if any(plan.stage(e.source).estimated_bytes is not None for e in s.inputs):
+            facts.append(f"reads ~{human_bytes(read)}")
+        if s.estimated_bytes is not None:
+            facts.append(f"writes ~{human_bytes(s.estimated_bytes)}")
+        if s.peak_memory is not None:
+            facts.append(f"peak memory/task ~{human_bytes(s.peak_memory)}")
+        if facts:
+            lines.append("    " + ", ".join(facts))
+        if name in plan.outputs:
+            lines.append("    -> returned to the driver")
+    return "\n".join(lines)
+
+
+class Explanation(str):
+    """A string that prints itself as is in a REPL or notebook."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(str(self))
+
+
+def explain(logical: str, optimized: str, plan: Plan, default_storage: str) -> Explanation:
+    ntasks = sum(s.ntasks for s in plan.stages if s.external is None)
+    return Explanation(
+        "== Logical plan ==\n" + logical + "\n\n"
+        "== Optimized plan ==\n" + optimized + "\n\n"
+        f"== Physical plan: {len(plan.stages)} stage(s), {ntasks} task(s) ==\n"
+        + stage_table(plan, default_storage) + "\n"
+    )
