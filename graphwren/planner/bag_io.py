@@ -83,6 +83,13 @@ def text_splits(urlpath, blocksize, compression) -> list[tuple]:
     return splits
 
 
+def _display(store_url: str, key: str) -> str:
+    """A file's name in messages: a local path as a path, others as their URL."""
+    if store_url.startswith("file://"):
+        return "/" + key.lstrip("/")
+    return f"{store_url.rstrip('/')}/{key}"
+
+
 class ReadTextBlock:
     """Lines of block i: those that *start* inside [start, end), each with its newline."""
 
@@ -90,21 +97,29 @@ class ReadTextBlock:
         self.splits, self.encoding, self.errors = splits, encoding, errors
 
     def __call__(self, ctx):
+        return self.decode(ctx, self.raw(ctx))
+
+    def raw(self, ctx) -> bytes:
+        """The block's bytes: decompressed, starting and ending on line boundaries."""
         store_url, key, start, end, comp = self.splits[ctx.task]
         store = open_store(store_url)
-        where = f"{store_url.rstrip('/')}/{key}"
+        ctx.where = f"{store_url.rstrip('/')}/{key} bytes {start}-{end}"
         if comp is not None:
-            data = COMPRESSIONS[comp](store.get(key))
-            offset = 0
-        else:
-            data, offset = self._aligned(store, key, start, end)
+            self._offset = 0
+            return COMPRESSIONS[comp](store.get(key))
+        data, self._offset = self._aligned(store, key, start, end)
+        return data
+
+    def decode(self, ctx, data: bytes):
+        """The block's lines, each with its newline (\r\n and \r read as \n, as dask does)."""
+        store_url, key, start, end, comp = self.splits[ctx.task]
         try:
             text = data.decode(self.encoding, self.errors)
         except UnicodeDecodeError as exc:
-            raise ValueError(f"read_text: cannot decode {where} as {self.encoding} at byte "
-                             f"{offset + exc.start}{' (after decompression)' if comp else ''}: {exc.reason}") from None
-        ctx.where = f"{where} bytes {start}-{end}"
-        return iter(io.StringIO(text, newline="\n"))
+            raise ValueError(f"read_text: cannot decode {store_url.rstrip('/')}/{key} as {self.encoding} at byte "
+                             f"{self._offset + exc.start}{' (after decompression)' if comp else ''}: "
+                             f"{exc.reason}") from None
+        return iter(io.StringIO(text, newline=None))
 
     @staticmethod
     def _aligned(store, key: str, start: int, end: int) -> tuple[bytes, int]:
@@ -144,8 +159,9 @@ class ReadParquet:
         import pyarrow as pa
         import pyarrow.parquet as pq
         store_url, key = self.files[ctx.task]
-        ctx.where = f"{store_url.rstrip('/')}/{key}"
-        table = pq.read_table(pa.BufferReader(open_store(store_url).get(key)), columns=self.columns)
+        ctx.where = _display(store_url, key)
+        columns = list(self.columns) if self.columns is not None else None  # pyarrow rejects tuples
+        table = pq.read_table(pa.BufferReader(open_store(store_url).get(key)), columns=columns)
         return records_of(table, self.as_tuples)
 
 

@@ -15,6 +15,7 @@ from ..runtime import codec
 from ..runtime.plan import ALL_TO_ALL, CUSTOM, GATHER, ONE_TO_ONE, Edge, Plan, Stage
 from . import bag_io
 from . import bag_tasks as t
+from .bag_columnar import ColumnarTextBlock, columnar_prefix
 from .bag_expr import (FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
                        Repartition, Shuffle, TreeReduce, describe_op)
 from .expr import Expr
@@ -144,11 +145,17 @@ class Lowering:
     # -- stages --------------------------------------------------------------------
     def materialize(self, p: Pending, sink, nbuckets: int | None = None, storage: str | None = None,
                     boundary: str = "", ntasks: int | None = None) -> str:
-        label = " | ".join(p.label) or "read"
+        read, ops, labels = p.read, p.ops, list(p.label)
+        if isinstance(read, bag_io.ReadTextBlock):
+            k = columnar_prefix(ops)
+            if k:
+                read, ops = ColumnarTextBlock(read, ops[:k]), ops[k:]
+                labels[0] += " [columnar: " + " | ".join(labels[1:k + 1]) + " as Arrow kernels]"
+        label = " | ".join(labels) or "read"
         if boundary:
             label += f" -> {boundary}"
         name = f"{len(self.stages)}-{'shuffle' if nbuckets else 'stage'}"
-        self.stages.append(Stage(name, ntasks or p.npartitions, t.BagTask(p.read, p.ops, sink), list(p.inputs),
+        self.stages.append(Stage(name, ntasks or p.npartitions, t.BagTask(read, ops, sink), list(p.inputs),
                                  nbuckets=nbuckets, storage=storage, label=label))
         return name
 

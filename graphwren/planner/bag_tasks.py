@@ -40,6 +40,7 @@ def portable_hash(key: Any) -> int:
         return hash(key) & 0xFFFFFFFF
     if t is frozenset:
         return sum(portable_hash(k) for k in key) & 0xFFFFFFFF
+    hash(key)  # unhashable keys (lists, dicts, sets) raise TypeError here, not hash by pickle
     try:
         return zlib.crc32(pickle.dumps(key, protocol=5))
     except Exception:  # noqa: BLE001
@@ -228,13 +229,14 @@ class CountValues:
     """Map-side frequencies: Counter runs its loop in C."""
 
     def __call__(self, it):
-        try:
-            return iter(collections.Counter(it).items())
-        except TypeError:
-            items = list(it)
-            for x in items:
+        counts: collections.Counter = collections.Counter()
+        for x in it:
+            try:
+                counts[x] += 1
+            except TypeError:
                 check_hashable(x, x, "frequencies")
-            raise
+                raise
+        return iter(counts.items())
 
 
 class SumCounts:
@@ -255,16 +257,16 @@ class Distinct:
         self.key = key
 
     def __call__(self, it):
-        if self.key is None:
-            try:
-                return iter(dict.fromkeys(it))
-            except TypeError:
-                raise TypeError("distinct: a record is unhashable; pass key= to compare by a hashable key") from None
         seen: dict = {}
+        key = self.key
         for x in it:
-            k = self.key(x)
-            if k not in seen:
-                seen[k] = x
+            k = x if key is None else key(x)
+            try:
+                if k not in seen:
+                    seen[k] = x
+            except TypeError:
+                check_hashable(k, x, "distinct")
+                raise
         return iter(seen.values())
 
 
@@ -278,7 +280,12 @@ class GroupValues:
         groups: dict = collections.defaultdict(list)
         key = self.key
         for x in it:
-            groups[key(x)].append(x)
+            k = key(x)
+            try:
+                groups[k].append(x)
+            except TypeError:
+                check_hashable(k, x, "groupby")
+                raise
         return iter(groups.items())
 
 
@@ -320,14 +327,16 @@ class JoinBuckets:
         self.on_self, self.on_other = on_self, on_other
 
     def read(self, ctx):
-        table = collections.defaultdict(list)
-        for part in ctx.input(1):
-            for y in part:
-                table[self.on_other(y)].append(y)
+        table = _join_table(ctx_records(ctx.input(1)), self.on_other)
         for part in ctx.input(0):
             for x in part:
-                for y in table.get(self.on_self(x), ()):
-                    yield (y, x)
+                k = self.on_self(x)
+                try:
+                    matches = table.get(k, ())
+                except TypeError:
+                    check_hashable(k, x, "join")
+                    raise
+                yield from ((y, x) for y in matches)
 
     def __call__(self, ctx):
         return self.read(ctx)
@@ -340,11 +349,32 @@ class JoinBroadcast:
         self.other, self.on_self, self.on_other = other, on_self, on_other
 
     def __call__(self, it):
-        table = collections.defaultdict(list)
-        for y in self.other:
-            table[self.on_other(y)].append(y)
+        table = _join_table(self.other, self.on_other)
         on_self = self.on_self
-        return ((y, x) for x in it for y in table.get(on_self(x), ()))
+        for x in it:
+            k = on_self(x)
+            try:
+                matches = table.get(k, ())
+            except TypeError:
+                check_hashable(k, x, "join")
+                raise
+            yield from ((y, x) for y in matches)
+
+
+def ctx_records(parts):
+    return itertools.chain.from_iterable(parts)
+
+
+def _join_table(records, key) -> dict:
+    table: dict = collections.defaultdict(list)
+    for y in records:
+        k = key(y)
+        try:
+            table[k].append(y)
+        except TypeError:
+            check_hashable(k, y, "join")
+            raise
+    return table
 
 
 # -- sinks: what a stage returns ---------------------------------------------------
@@ -368,8 +398,11 @@ class HashBuckets:
             buckets[0].extend(it)
             return buckets
         if self.first:
+            crc32 = zlib.crc32
             for kv in it:
-                buckets[portable_hash(kv[0]) % n].append(kv)
+                k = kv[0]
+                h = crc32(k.encode("utf-8", "surrogatepass")) if type(k) is str else portable_hash(k)
+                buckets[h % n].append(kv)
         else:
             key = self.key
             for x in it:

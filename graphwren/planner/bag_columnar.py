@@ -1,0 +1,80 @@
+"""A columnar fast path for text: well-known builtins run as Arrow kernels.
+
+A read_text chain that starts with ops like ``flat_map(str.split)``,
+``map(str.lower)`` or ``map(len)`` (and may end in the map-side combine of
+``frequencies``) can run on a block's whole text as Arrow compute kernels,
+with no Python object per line or word. Results must be *identical* to
+the Python path, so a block takes this path only where the two provably
+agree: ASCII text without the separators ``\\x1c``-``\\x1f`` (which
+``str.split()`` honours and Arrow's ASCII kernels do not). Any other block,
+and every op after the recognised prefix, runs in Python as usual.
+"""
+from __future__ import annotations
+
+import re
+
+from . import bag_tasks as t
+
+_PY_ONLY_SEPARATORS = re.compile(rb"[\x1c-\x1f]")
+_ASCII_CODECS = {"utf-8", "utf8", "ascii", "us-ascii", "latin-1", "latin1", "iso-8859-1"}
+
+# Ops on the block's whole text (before it is split into words).
+_TEXT_MAPS = {str.lower: "ascii_lower", str.upper: "ascii_upper"}
+# Ops on each word after the split.
+_WORD_MAPS = {str.lower: "ascii_lower", str.upper: "ascii_upper", str.strip: "ascii_trim_whitespace",
+              len: "utf8_length"}
+
+
+def columnar_prefix(ops: list) -> int:
+    """How many leading ops the Arrow path can run: 0 if it does not apply."""
+    i = 0
+    while i < len(ops) and type(ops[i]) is t.Map and not ops[i].args and not ops[i].kwargs \
+            and ops[i].fn in _TEXT_MAPS:
+        i += 1
+    if not (i < len(ops) and type(ops[i]) is t.FlatMap and ops[i].fn is str.split):
+        return 0
+    i += 1
+    while i < len(ops) and type(ops[i]) is t.Map and not ops[i].args and not ops[i].kwargs \
+            and ops[i].fn in _WORD_MAPS:
+        word_kernel = ops[i].fn is len
+        i += 1
+        if word_kernel:  # lengths are ints: only frequencies may follow
+            break
+    if i < len(ops) and type(ops[i]) is t.CountValues:
+        i += 1
+    return i
+
+
+class ColumnarTextBlock:
+    """Reader: a read_text block through its recognised prefix of ops, in Arrow when safe."""
+
+    def __init__(self, reader, ops: list):
+        self.reader, self.ops = reader, list(ops)
+
+    def __call__(self, ctx):
+        data = self.reader.raw(ctx)
+        if data is None or not self._safe(data):
+            return t.chain_ops(self.ops)(self.reader.decode(ctx, data))
+        return self._arrow(data)
+
+    def _safe(self, data: bytes) -> bool:
+        return (self.reader.encoding.lower() in _ASCII_CODECS and data.isascii()
+                and _PY_ONLY_SEPARATORS.search(data) is None)
+
+    def _arrow(self, data: bytes):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        text = pa.array([data], pa.large_binary()).cast(pa.large_string())
+        ops = iter(self.ops)
+        for op in ops:
+            if type(op) is t.FlatMap:
+                break
+            text = getattr(pc, _TEXT_MAPS[op.fn])(text)
+        words = pc.list_flatten(pc.ascii_split_whitespace(text))
+        words = words.filter(pc.not_equal(words, ""))  # str.split() never yields ''
+        for op in ops:
+            if type(op) is t.CountValues:
+                counts = pc.value_counts(words)
+                return zip(counts.field(0).to_pylist(), counts.field(1).to_pylist())
+            words = getattr(pc, _WORD_MAPS[op.fn])(words)
+        return iter(words.to_pylist())
