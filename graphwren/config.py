@@ -40,13 +40,15 @@ DEFAULTS = {
     "shuffle_storage": None,  # store URL for shuffle exchanges; None -> storage
     "lambda_function": None,  # name of the deployed function (lambda backend)
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
+    "lambda_memory": 2048,    # MB; picks the default function graphwren-<version>-<memory>mb
+    "lambda_endpoint": None,  # Lambda API URL (a local emulator); None -> AWS / AWS_ENDPOINT_URL_LAMBDA
 }
 
 _TYPES = {
     "workers": int, "retries": int, "task_retries": int, "task_timeout": float,
     "speculation": bool, "progress": bool, "progress_delay": float, "keep": bool,
     "inline_limit": int, "poll_interval": float, "max_task_memory": int,
-    "lambda_max_workers": int,
+    "lambda_max_workers": int, "lambda_memory": int,
 }
 
 _global_overrides: list[dict] = []
@@ -134,6 +136,9 @@ class set(contextlib.ContextDecorator):  # noqa: A001 - mirrors dask.config.set
             _global_overrides.append(self._layer)
 
     def __enter__(self):
+        with _lock:  # re-entered as a decorator after a call's exit removed it
+            if not any(layer is self._layer for layer in _global_overrides):
+                _global_overrides.append(self._layer)
         return self
 
     def __exit__(self, *exc):
