@@ -7,11 +7,13 @@ own item's future, carrying the original type and the remote traceback.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import math
 import pickle
 import reprlib
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 import cloudpickle
@@ -173,7 +175,25 @@ class Executor:
 
         thread = threading.Thread(target=run, name=f"graphwren-{description}", daemon=True)
         self._jobs = [j for j in self._jobs if j.is_alive()] + [thread]
+        with _launched_lock:
+            _launched[:] = [(t, fs) for t, fs in _launched if t.is_alive()] + [(thread, futures)]
         thread.start()
+
+
+# Jobs whose results are all delivered may still be deleting their keys; a script that
+# exits right after ``result()`` must not kill that daemon thread mid-cleanup.
+_launched: list[tuple[threading.Thread, list]] = []
+_launched_lock = threading.Lock()
+
+
+@atexit.register
+def _finish_cleanups(timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    with _launched_lock:
+        jobs = list(_launched)
+    for thread, futures in jobs:
+        if thread.is_alive() and all(f.done() for f in futures):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _check_picklable(obj, what: str) -> None:
