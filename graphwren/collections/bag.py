@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import math
+import operator
 import shutil
 import subprocess
 import warnings
@@ -90,13 +91,15 @@ class Bag:
         return Bag(e.ReduceBy(self.expr, key, binop, initial, combine or binop, combine_initial, n, "foldby"))
 
     def groupby(self, grouper: Callable, npartitions: int | None = None, **_ignored) -> "Bag":
-        _check_callable(grouper, "groupby")
+        grouper = grouper if callable(grouper) else operator.itemgetter(grouper)  # a field name, as dask
         return Bag(e.GroupBy(self.expr, grouper, _check_npartitions(npartitions, "groupby")))
 
     def frequencies(self, split_every=None, sort: bool = False, npartitions: int | None = None) -> "Bag":
         return Bag(e.Frequencies(self.expr, bool(sort), _check_npartitions(npartitions, "frequencies")))
 
     def distinct(self, key: Callable | None = None, npartitions: int | None = None) -> "Bag":
+        if key is not None and not callable(key):
+            key = operator.itemgetter(key)  # a field name, as dask
         return Bag(e.Distinct(self.expr, key, _check_npartitions(npartitions, "distinct")))
 
     def reduction(self, perpartition: Callable, aggregate: Callable, split_every=None,
@@ -174,6 +177,8 @@ class Bag:
         """The first k records, reading only the first ``npartitions`` partitions (-1: all)."""
         if npartitions != -1:
             _check_npartitions(npartitions, "take", allow_none=False)
+            if npartitions > self.npartitions:
+                raise ValueError(f"only {self.npartitions} partitions, take received {npartitions}")
         parts, *_ = self._run(settings, expr=e.Narrow(self.expr, t.Slice(k)),
                               ntasks=None if npartitions == -1 else npartitions, description="take")
         out = tuple(itertools.islice(itertools.chain.from_iterable(parts), k))

@@ -103,7 +103,7 @@ class ReadTextBlock:
         """The block's bytes: decompressed, starting and ending on line boundaries."""
         store_url, key, start, end, comp = self.splits[ctx.task]
         store = open_store(store_url)
-        ctx.where = f"{store_url.rstrip('/')}/{key} bytes {start}-{end}"
+        ctx.where = f"{_display(store_url, key)} bytes {start}-{end}"
         if comp is not None:
             self._offset = 0
             return COMPRESSIONS[comp](store.get(key))
@@ -116,7 +116,7 @@ class ReadTextBlock:
         try:
             text = data.decode(self.encoding, self.errors)
         except UnicodeDecodeError as exc:
-            raise ValueError(f"read_text: cannot decode {store_url.rstrip('/')}/{key} as {self.encoding} at byte "
+            raise ValueError(f"read_text: cannot decode {_display(store_url, key)} as {self.encoding} at byte "
                              f"{self._offset + exc.start}{' (after decompression)' if comp else ''}: "
                              f"{exc.reason}") from None
         return iter(io.StringIO(text, newline=None))

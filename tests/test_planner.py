@@ -1,0 +1,143 @@
+"""Bag planning: logical nodes, optimizer rules, lowering to stages, explain() and visualize()."""
+from __future__ import annotations
+
+import os
+import uuid
+
+from graphwren import bag as db
+from graphwren import config
+from graphwren.planner import bag_expr as e
+from graphwren.planner import bag_tasks as t
+from graphwren.planner.bag_lower import lower
+from graphwren.planner.bag_rules import fused_view, optimize
+from graphwren.runtime.plan import ALL_TO_ALL, GATHER, ONE_TO_ONE
+
+
+def mark(x, directory):
+    with open(os.path.join(directory, uuid.uuid4().hex), "w"):
+        pass
+    return x
+
+
+def mod2(x):
+    return x % 2
+
+
+def plan_of(bag, storage=None):
+    return lower(optimize(bag.expr), config.resolve({"storage": storage} if storage else {}))
+
+
+def edge_kinds(plan):
+    return [edge.kind for s in plan.stages for edge in s.inputs]
+
+
+def test_equal_subexpressions_get_equal_names():
+    a = db.from_sequence(range(5), npartitions=2).map(mod2).filter(bool)
+    b = db.from_sequence(range(5), npartitions=2).map(mod2).filter(bool)
+    c = db.from_sequence(range(6), npartitions=2).map(mod2).filter(bool)
+    assert a.expr.name == b.expr.name
+    assert a.expr.name != c.expr.name
+    assert isinstance(a.expr, e.Narrow) and isinstance(a.expr.op, t.Filter)
+
+
+def test_narrow_chain_is_one_stage_and_fused_in_the_view():
+    b = db.from_sequence(range(10), npartitions=3).map(mod2).filter(bool).flat_map(lambda x: [x, x]).pluck(0, default=1)
+    plan = plan_of(b)
+    assert [s.ntasks for s in plan.stages] == [3]
+    view = fused_view(optimize(b.expr))
+    assert isinstance(view, e.Fused) and len(view.ops) == 4
+
+
+def test_reduceby_gets_a_map_side_combiner_and_one_shuffle():
+    b = db.from_sequence(range(10), npartitions=4).map(mod2).reduceby(mod2, max, npartitions=3)
+    opt = optimize(b.expr)
+    ops = [n.op for n in opt.walk() if isinstance(n, e.Narrow)]
+    assert any(isinstance(op, t.PartialReduceBy) for op in ops)
+    assert any(isinstance(op, t.CombineByKey) for op in ops)
+    plan = plan_of(b)
+    assert [s.ntasks for s in plan.stages] == [4, 3]
+    assert plan.stages[0].nbuckets == 3
+    assert edge_kinds(plan) == [ALL_TO_ALL]
+    f = plan_of(db.from_sequence("abcab", npartitions=2).frequencies())
+    assert "count_values" in f.stages[0].label and edge_kinds(f) == [ALL_TO_ALL]
+
+
+def test_count_prunes_one_to_one_maps():
+    b = db.from_sequence(range(10)).map(mod2)
+    opt = optimize(b.count().expr)
+    assert not any(isinstance(n, e.Narrow) and isinstance(n.op, t.Map) for n in opt.walk())
+    assert db.from_sequence(range(10)).map(mod2).count().compute() == 10
+    # a filter changes the count: it must stay
+    opt = optimize(db.from_sequence(range(10)).filter(mod2).count().expr)
+    assert any(isinstance(n, e.Narrow) and isinstance(n.op, t.Filter) for n in opt.walk())
+
+
+def test_reductions_gather_and_trees():
+    plan = plan_of(db.from_sequence(range(100), npartitions=8).sum())
+    assert [s.ntasks for s in plan.stages] == [8, 1]
+    assert edge_kinds(plan) == [GATHER]
+    plan = plan_of(db.from_sequence(range(100), npartitions=8).sum(split_every=2))
+    assert [s.ntasks for s in plan.stages] == [8, 4, 2, 1]
+
+
+def test_join_and_repartition_shapes():
+    left = db.from_sequence(range(10), npartitions=3)
+    right = db.from_sequence(range(10), npartitions=2)
+    plan = plan_of(left.join(right, mod2))
+    assert sorted(s.ntasks for s in plan.stages) == [2, 3, 3]
+    assert edge_kinds(plan).count(ALL_TO_ALL) == 2
+    plan = plan_of(left.join([1, 2], mod2))
+    assert len(plan.stages) == 1  # a list is broadcast into the one stage
+    assert [s.ntasks for s in plan_of(left.repartition(7)).stages] == [3, 7]
+    assert [s.ntasks for s in plan_of(left.repartition(1)).stages] == [3, 1]
+
+
+def test_shared_node_becomes_one_stage_read_by_both_branches():
+    src = db.from_sequence(range(10), npartitions=2).map(mod2)
+    plan = plan_of(src.join(src.filter(bool), lambda x: x))
+    readers = [edge for s in plan.stages for edge in s.inputs if edge.kind == ONE_TO_ONE]
+    sources = [s for s in plan.stages if not s.inputs]
+    assert len(sources) == 1 and len(readers) == 2
+    assert {r.source for r in readers} == {sources[0].name}
+
+
+def test_explain_shows_plans_stages_edges_storage_and_runs_nothing(tmp_path):
+    d = str(tmp_path / "marks")
+    os.mkdir(d)
+    store = f"file://{tmp_path}/store"
+    words = db.from_sequence(["a b", "b c", "c"], npartitions=3).map(mark, d).flat_map(str.split)
+    text = words.frequencies(sort=True).explain(storage=store)
+    assert isinstance(text, str)
+    for part in ("== Logical plan ==", "Frequencies(sort=True", "== Optimized plan ==", "Shuffle(",
+                 "count_values", "== Physical plan:", "stage 0: 3 tasks", "stage 2: 1 task ",
+                 "(hash shuffle)", "(gather)", f"storage: {store}", "returned to the driver"):
+        assert part in text, part
+    assert "map(mark)" in text
+    assert os.listdir(d) == []
+    assert "(gather)" in db.from_sequence([1]).sum().explain()
+    assert os.listdir(d) == []
+
+
+def test_explain_of_persisted_and_shuffle_storage(tmp_path):
+    p = db.from_sequence(range(4), npartitions=2).persist(storage=f"file://{tmp_path}/s")
+    text = p.map(mod2).groupby(mod2).explain(shuffle_storage=f"file://{tmp_path}/sh")
+    assert "persisted" in text and f"file://{tmp_path}/sh" in text
+
+
+def test_visualize_writes_dot(tmp_path):
+    b = db.from_sequence(range(10), npartitions=2).map(mod2).frequencies()
+    out = b.visualize(str(tmp_path / "x.dot"))
+    dot = (tmp_path / "x.dot").read_text()
+    assert out.endswith("x.dot")
+    assert dot.startswith("digraph") and "->" in dot and "hash shuffle" in dot and "2 tasks" in dot
+
+
+def test_npartitions_of_wide_nodes():
+    b = db.from_sequence(range(10), npartitions=4)
+    assert b.groupby(mod2).npartitions == 4
+    assert b.groupby(mod2, npartitions=2).npartitions == 2
+    assert b.frequencies(sort=True).npartitions == 1
+    assert b.distinct(npartitions=3).npartitions == 3
+    assert b.join(db.from_sequence(range(3), npartitions=6), mod2).npartitions == 6
+    assert b.count().npartitions == 1
+    assert repr(b.map(mod2)).startswith("graphwren.Bag<")
