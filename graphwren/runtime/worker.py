@@ -109,7 +109,10 @@ def handle(event: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - every failure becomes an err record
         if ctx is not None and ctx.where:
             where += f" on {ctx.where}"
-        store.put(records.err_key(job, stage, task, attempt), capture(exc, where))
+        try:
+            store.put(records.err_key(job, stage, task, attempt), capture(exc, where))
+        except Exception:  # noqa: BLE001 - the job is gone (failed and cleaned up): nobody is listening
+            pass
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "where": where}
 
 

@@ -40,7 +40,10 @@ def _worker_main(conn) -> None:
             continue
         if kind == "stop":
             return
-        result = worker.handle(payload)
+        try:
+            result = worker.handle(payload)
+        except Exception as exc:  # noqa: BLE001 - a warm worker outlives any one task
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         try:
             conn.send(("finished", result))
         except (BrokenPipeError, OSError):
