@@ -176,12 +176,17 @@ class ArrayExpr(Expr):
         return []
 
     def _describe(self) -> str:
-        return f"{super()._describe()} -> {_shape_str(self)}"
+        args = [f"{p}={funcname(v) if callable(v) else v}" for p, v in zip(self._parameters, self.operands)
+                if not isinstance(v, Expr) and not p.endswith("_") and not (
+                    isinstance(v, tuple) and (len(v) > 4 or any(isinstance(i, (tuple, Expr)) for i in v)))]
+        return f"{type(self).__name__}({', '.join(args)}) -> {_shape_str(self)}"
 
 
 def _shape_str(e) -> str:
     try:
-        return f"{e.dtype}{list(e.shape)} in {'x'.join(map(str, e.numblocks)) or '1'} blocks"
+        blocks = "x".join(str(max(c) if c else 0) for c in e.chunks)
+        return (f"{e.dtype}{list(e.shape)} in {'x'.join(map(str, e.numblocks)) or '1'} blocks"
+                + (f" of {blocks}" if e.chunks else ""))
     except Exception:  # noqa: BLE001 - explain must never fail on a description
         return "?"
 

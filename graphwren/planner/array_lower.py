@@ -482,7 +482,8 @@ def _count_paths(root: ArrayExpr) -> dict:
 
 
 class Lowering:
-    def __init__(self, root: ArrayExpr, settings: dict, target: str | None = None):
+    def __init__(self, root: ArrayExpr, settings: dict, target: str | None = None, build_data: bool = True):
+        self.build_data = build_data  # False (explain): size from_numpy blocks without encoding them
         self.root = root
         self.settings = settings
         self.bound = int(settings["max_task_memory"])
@@ -504,7 +505,7 @@ class Lowering:
             return self._names[key]
         edges: list[str] = []
         labels: list[str] = []
-        kernel = self._compile(expr, True, edges, labels)
+        kernel = self._compile(expr, True, edges, labels, root=True)
         ntasks = expr.nblocks
         tables = [[[] for _ in range(ntasks)] for _ in edges]
         read_bytes = 0
@@ -527,7 +528,7 @@ class Lowering:
                 inputs.append(Edge(src, BROADCAST))
             else:
                 inputs.append(Edge(src, CUSTOM, Deps(table)))
-        peak = self._peak(expr) + RUNTIME_OVERHEAD
+        peak = self._peak(expr, root=True) + RUNTIME_OVERHEAD
         label = " + ".join(dict.fromkeys(reversed(labels))) or type(expr).__name__.lower()
         if target is not None:
             label += f" -> store({target})"
@@ -549,7 +550,7 @@ class Lowering:
         return name
 
     # -- kernels -----------------------------------------------------------------
-    def _compile(self, e: ArrayExpr, fused: bool, edges: list, labels: list) -> Kernel:
+    def _compile(self, e: ArrayExpr, fused: bool, edges: list, labels: list, root: bool = False) -> Kernel:
         if isinstance(e, FromNumpy):
             labels.append("from_numpy")
             return self._from_numpy(e)
@@ -565,7 +566,7 @@ class Lowering:
         if isinstance(e, Load):
             labels.append(f"load({e.url})")
             return KLoad(e.url, e.chunks, e.dtype, e.name)
-        if e.kind == "wide" and not (fused and self.paths[e.name] <= 1):
+        if e.kind == "wide" and not root and not (fused and self.paths[e.name] <= 1):
             src = self._stage(e)
             if src not in edges:
                 edges.append(src)
@@ -617,22 +618,26 @@ class Lowering:
         for t in range(e.nblocks):
             idx = unravel(t, e.numblocks)
             sl = tuple(slice(o[i], o[i + 1]) for o, i in zip(offs, idx))
+            if not self.build_data:
+                offsets.append(offsets[-1] + arr[sl].nbytes)
+                continue
             blob = codec.encode(np.ascontiguousarray(arr[sl]))
             pad = -len(blob) % 64
             blobs.append(blob + b"\0" * pad if pad else blob)
             offsets.append(offsets[-1] + len(blobs[-1]))
         name = f"array-{e.name.rsplit('-', 1)[-1]}"
-        self.data[name] = b"".join(blobs)
+        if self.build_data:
+            self.data[name] = b"".join(blobs)
         k = self.data_kernels[e.name] = KFromData(name, offsets, e.numblocks, e.name)
         return k
 
     # -- memory --------------------------------------------------------------------
-    def _peak(self, e: ArrayExpr, fused: bool = True) -> int:
+    def _peak(self, e: ArrayExpr, fused: bool = True, root: bool = False) -> int:
         """Projected bytes a task holds while computing one block of ``e`` (upper bound)."""
         out = e.block_nbytes()
         if e.kind == "source":
             return out
-        if e.kind == "wide" and not (fused and self.paths[e.name] <= 1):
+        if e.kind == "wide" and not root and not (fused and self.paths[e.name] <= 1):
             return out  # read from an upstream stage, decoded zero-copy
         ident = {op.name for op in e.identity_operands()}
         if isinstance(e, Elemwise):

@@ -25,8 +25,8 @@ import numpy as np
 
 from .array_expr import ArrayError, MatMul, MatMulSplit, ReduceLevel
 
-#: What a worker process holds besides the blocks (interpreter, numpy, pyarrow).
-RUNTIME_OVERHEAD = 64 * 1024**2
+#: What a worker process holds besides the blocks (interpreter, numpy, pyarrow; measured ~150 MB).
+RUNTIME_OVERHEAD = 160 * 1024**2
 
 
 def stream_peak(bm: int, bk: int, bn: int, in_itemsize_a: int, in_itemsize_b: int, out_itemsize: int) -> int:
