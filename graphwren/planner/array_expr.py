@@ -142,16 +142,6 @@ class ArrayExpr(Expr):
             return max_block_nbytes(self.chunks, self.dtype)
         return math.prod(block_shape(self.chunks, idx)) * self.dtype.itemsize
 
-    @property
-    def dependencies(self):
-        out = []
-        for op in self.operands:
-            if isinstance(op, Expr):
-                out.append(op)
-            elif isinstance(op, tuple):
-                out.extend(o for o in op if isinstance(o, Expr))
-        return out
-
     def map_operands(self, fn) -> "ArrayExpr":
         """A copy whose expression operands (also inside tuples) went through ``fn``."""
         changed = False

@@ -52,9 +52,9 @@ class ColumnarTextBlock:
         self.reader, self.ops = reader, list(ops)
 
     def __call__(self, ctx):
-        data = self.reader.raw(ctx)
-        if data is None or not self._safe(data):
-            return t.chain_ops(self.ops)(self.reader.decode(ctx, data))
+        data, offset = self.reader.raw(ctx)
+        if not self._safe(data):
+            return t.chain_ops(self.ops)(self.reader.decode(ctx, data, offset))
         return self._arrow(data)
 
     def _safe(self, data: bytes) -> bool:

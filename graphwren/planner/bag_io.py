@@ -97,27 +97,25 @@ class ReadTextBlock:
         self.splits, self.encoding, self.errors = splits, encoding, errors
 
     def __call__(self, ctx):
-        return self.decode(ctx, self.raw(ctx))
+        return self.decode(ctx, *self.raw(ctx))
 
-    def raw(self, ctx) -> bytes:
-        """The block's bytes: decompressed, starting and ending on line boundaries."""
+    def raw(self, ctx) -> tuple[bytes, int]:
+        """The block's bytes (decompressed, on line boundaries) and their offset in the file."""
         store_url, key, start, end, comp = self.splits[ctx.task]
         store = open_store(store_url)
         ctx.where = f"{_display(store_url, key)} bytes {start}-{end}"
         if comp is not None:
-            self._offset = 0
-            return COMPRESSIONS[comp](store.get(key))
-        data, self._offset = self._aligned(store, key, start, end)
-        return data
+            return COMPRESSIONS[comp](store.get(key)), 0
+        return self._aligned(store, key, start, end)
 
-    def decode(self, ctx, data: bytes):
+    def decode(self, ctx, data: bytes, offset: int):
         """The block's lines, each with its newline (\r\n and \r read as \n, as dask does)."""
         store_url, key, start, end, comp = self.splits[ctx.task]
         try:
             text = data.decode(self.encoding, self.errors)
         except UnicodeDecodeError as exc:
             raise ValueError(f"read_text: cannot decode {_display(store_url, key)} as {self.encoding} at byte "
-                             f"{self._offset + exc.start}{' (after decompression)' if comp else ''}: "
+                             f"{offset + exc.start}{' (after decompression)' if comp else ''}: "
                              f"{exc.reason}") from None
         return iter(io.StringIO(text, newline=None))
 

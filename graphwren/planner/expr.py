@@ -81,7 +81,14 @@ class Expr:
 
     @property
     def dependencies(self) -> list["Expr"]:
-        return [op for op in self.operands if isinstance(op, Expr)]
+        """Operands that are expressions, including those inside tuple operands."""
+        out = []
+        for op in self.operands:
+            if isinstance(op, Expr):
+                out.append(op)
+            elif isinstance(op, tuple):
+                out.extend(o for o in op if isinstance(o, Expr))
+        return out
 
     def substitute(self, **changes) -> "Expr":
         """A copy with some operands replaced."""
