@@ -14,89 +14,22 @@ This is not a test: it prints a markdown table at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import redis_server, s3_server  # noqa: E402
 
 
 def noop(x):
     return x
-
-
-# -- servers (standalone versions of tests/conftest.py's fixtures) ---------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until(check, proc, what: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not come up within {seconds:g}s")
-        time.sleep(0.05)
-
-
-def start_redis(workdir: str):
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise RuntimeError("redis-server is not on PATH")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def ping():
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-
-    _wait_until(ping, proc, "redis-server", 10)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
-def start_moto():
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as r:
-            return r.status < 500
-
-    _wait_until(up, proc, "moto server", 30)
-    req = urllib.request.Request(f"{endpoint}/gw-bench", method="PUT", data=b"")
-    urllib.request.urlopen(req, timeout=5).read()
-    os.environ.update({"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
-    return proc, "s3://gw-bench/overhead"
-
-
-def stop(proc) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # -- engines: each returns (setup, run_once, teardown) ------------------------------------------
@@ -245,15 +178,15 @@ def main(argv=None) -> int:
     skip = [s for s in args.skip.split(",") if s]
 
     tmp = tempfile.mkdtemp(prefix="gw-bench-")
-    redis_proc = moto_proc = None
+    servers = contextlib.ExitStack()
     redis_url = s3_url = None
     try:
         try:
-            redis_proc, redis_url = start_redis(tmp)
+            redis_url = servers.enter_context(redis_server())
         except Exception as exc:  # noqa: BLE001
             print(f"redis storage skipped: {exc}")
         try:
-            moto_proc, s3_url = start_moto()
+            s3_url = servers.enter_context(s3_server())
         except Exception as exc:  # noqa: BLE001
             print(f"S3 storage skipped: {exc}")
 
@@ -283,8 +216,7 @@ def main(argv=None) -> int:
                 continue
             rates[name] = measure(name, factory, n, r)
     finally:
-        stop(redis_proc)
-        stop(moto_proc)
+        servers.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = rates.get("graphwren (file, chunksize=1)")

@@ -144,3 +144,16 @@ def store_url(request, tmp_path):
         yield request.getfixturevalue("s3_url")
     else:
         yield request.getfixturevalue("redis_store_url")
+
+
+@pytest.fixture
+def isolated_config(monkeypatch, tmp_path):
+    """No user config file, GRAPHWREN_* variable or config.set() leaks into a test."""
+    from graphwren import config
+    for name in list(os.environ):
+        if name.startswith("GRAPHWREN_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GRAPHWREN_CONFIG", str(tmp_path / "no-such-config.toml"))
+    config.reset()
+    yield
+    config.reset()

@@ -9,15 +9,7 @@ import pytest
 from graphwren import config
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("GRAPHWREN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GRAPHWREN_CONFIG", str(tmp_path / "absent.toml"))
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def _write(path, text):

@@ -20,15 +20,7 @@ from graphwren.runtime.plan import ALL_TO_ALL, BROADCAST, CUSTOM, GATHER, ONE_TO
 from graphwren.runtime.storage import open_store
 
 
-@pytest.fixture(autouse=True)
-def _isolated_config(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("GRAPHWREN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GRAPHWREN_CONFIG", str(tmp_path / "absent.toml"))
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def make_driver(url, backend=None, **settings):

@@ -23,16 +23,7 @@ from graphwren.runtime.driver import Driver
 from graphwren.runtime.storage import open_store
 
 
-@pytest.fixture(autouse=True)
-def _isolated_config(monkeypatch, tmp_path):
-    """No user config file or GRAPHWREN_* variables leak into these tests."""
-    for name in list(os.environ):
-        if name.startswith("GRAPHWREN_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("GRAPHWREN_CONFIG", str(tmp_path / "no-such-config.toml"))
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def _square(x):
