@@ -138,6 +138,6 @@ def test_npartitions_of_wide_nodes():
     assert b.groupby(mod2, npartitions=2).npartitions == 2
     assert b.frequencies(sort=True).npartitions == 1
     assert b.distinct(npartitions=3).npartitions == 3
-    assert b.join(db.from_sequence(range(3), npartitions=6), mod2).npartitions == 6
+    assert b.join(db.from_sequence(range(12), npartitions=6), mod2).npartitions == 6
     assert b.count().npartitions == 1
     assert repr(b.map(mod2)).startswith("graphwren.Bag<")

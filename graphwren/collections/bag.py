@@ -325,7 +325,8 @@ def from_sequence(seq: Iterable, partition_size: int | None = None, npartitions:
         _check_npartitions(partition_size, "from_sequence partition_size")
         npartitions = max(1, math.ceil(len(seq) / partition_size))
     n = npartitions or max(1, builtins.min(len(seq), DEFAULT_NPARTITIONS))
-    parts = tuple(tuple(seq[len(seq) * i // n: len(seq) * (i + 1) // n]) for i in builtins.range(n))
+    size = max(1, math.ceil(len(seq) / n))  # as dask: full partitions, the last one shorter
+    parts = tuple(tuple(seq[i:i + size]) for i in builtins.range(0, len(seq), size)) or ((),)
     return Bag(e.FromData(parts))
 
 
