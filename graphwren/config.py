@@ -37,7 +37,9 @@ DEFAULTS = {
     "inline_limit": 64 * 1024,  # results up to this size ride in the commit record
     "poll_interval": 0.05,    # longest wait between two LISTs of the commit records
     "max_task_memory": 2 * 1024**3,  # bytes a task may project to use (arrays)
-    "shuffle_storage": None,  # store URL for shuffle exchanges; None -> storage
+    "shuffle_storage": None,  # store URL for every shuffle exchange; None -> chosen by size
+    "shuffle_redis": None,    # redis:// URL shuffles may use when small enough (PyWren's sort)
+    "shuffle_redis_limit": 4 * 1024**3,  # projected bytes above which a shuffle stays in storage
     "lambda_function": None,  # name of the deployed function (lambda backend)
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
     "lambda_memory": 2048,    # MB; picks the default function graphwren-<version>-<memory>mb
@@ -47,7 +49,7 @@ DEFAULTS = {
 _TYPES = {
     "workers": int, "retries": int, "task_retries": int, "task_timeout": float,
     "speculation": bool, "progress": bool, "progress_delay": float, "keep": bool,
-    "inline_limit": int, "poll_interval": float, "max_task_memory": int,
+    "inline_limit": int, "poll_interval": float, "max_task_memory": int, "shuffle_redis_limit": int,
     "lambda_max_workers": int, "lambda_memory": int,
 }
 

@@ -16,6 +16,13 @@ class MissingKey(GraphwrenError, KeyError):
         return str(self.args[0]) if self.args else "missing key"
 
 
+class FieldError(GraphwrenError, KeyError):
+    """A record has no such field (a key given by name or position)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else "no such field"
+
+
 class TaskLost(GraphwrenError):
     """A task ran out of attempts because its worker died or it timed out every time."""
 

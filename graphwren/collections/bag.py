@@ -19,6 +19,7 @@ from .. import config
 from ..planner import bag_expr as e
 from ..planner import bag_tasks as t
 from ..planner.bag_io import WriteText, output_targets
+from ..planner.bag_tables import WriteParquet
 from ..planner.bag_lower import lower
 from ..planner.bag_rules import fused_view, optimize
 from ..planner.execute import execute
@@ -140,6 +141,20 @@ class Bag:
             raise ValueError(f"topk: k must be a non-negative integer, got {k!r}")
         return Bag(e.TopK(self.expr, k, key, split_every))
 
+    def sort(self, key=None, reverse: bool = False, npartitions: int | None = None) -> "Bag":
+        """Globally ordered records: partition i's keys <= partition i+1's; stable for equal keys.
+
+        ``key`` is None (compare records), a field (a name for dicts, a position
+        for tuples) or a function. A field of an Arrow source (read_parquet,
+        from_arrow) sorts columnar, with Arrow kernels and no object per record.
+        """
+        if not (key is None or callable(key) or (isinstance(key, (str, int)) and not isinstance(key, bool))):
+            raise TypeError(f"sort: key must be None, a field name, a position or a function, "
+                            f"got {type(key).__name__} {key!r}")
+        if not isinstance(reverse, bool):
+            raise TypeError(f"sort: reverse must be True or False, got {reverse!r}")
+        return Bag(e.Sort(self.expr, key, reverse, _check_npartitions(npartitions, "sort")))
+
     def repartition(self, npartitions: int) -> "Bag":
         return Bag(e.Repartition(self.expr, _check_npartitions(npartitions, "repartition", allow_none=False)))
 
@@ -198,6 +213,22 @@ class Bag:
         """One file per partition, one line per record (records must be str)."""
         targets = output_targets(path, self.npartitions, name_function)
         parts, *_ = self._run(settings, sink=WriteText(targets, encoding, compression), description="to_textfiles")
+        return [p[0] for p in parts]
+
+    def to_parquet(self, path: str, name_function: Callable | None = None, compression: str | None = "snappy",
+                   compute: bool = True, **settings) -> list[str]:
+        """One parquet file per partition (part.00000.parquet ... in ``path``); their URLs.
+
+        Records must be dicts (columns by name) or tuples (columns f0, f1, ...);
+        a columnar bag (read_parquet, from_arrow, a columnar sort) is written as is.
+        """
+        n = self.npartitions
+        width = max(5, len(str(n - 1)))
+        name_function = name_function or (lambda i: f"part.{i:0{width}d}")
+        if "*" not in path:
+            path = path.rstrip("/") + "/*.parquet"
+        sink = WriteParquet(output_targets(path, n, name_function), compression)
+        parts, *_ = self._run(settings, sink=sink, description="to_parquet")
         return [p[0] for p in parts]
 
     def explain(self, **settings) -> str:
@@ -376,10 +407,13 @@ def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict"
 
 
 def from_arrow(tables, format: str = "dict") -> Bag:  # noqa: A002
-    """Records of pyarrow Tables (one partition per table)."""
-    from ..planner.bag_io import records_of
-    tables = [tables] if not isinstance(tables, (list, tuple)) else list(tables)
-    return from_partitions([list(records_of(tb, format == "tuple")) for tb in tables])
+    """Records of pyarrow Tables, one partition per table; they stay tables until a record op."""
+    if format not in ("dict", "tuple"):
+        raise ValueError(f"from_arrow: format must be 'dict' or 'tuple', got {format!r}")
+    tables = tuple([tables] if not isinstance(tables, (list, tuple)) else tables)
+    if not tables:
+        raise ValueError("from_arrow needs at least one table")
+    return Bag(e.FromArrow(tables, format == "tuple"))
 
 
 __all__ = ["Bag", "Item", "from_sequence", "from_partitions", "range", "read_text", "from_s3",

@@ -8,6 +8,7 @@ shapes lowering knows: ``Narrow`` ops (fused into stages), ``Shuffle``
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 
 from . import bag_tasks as t
@@ -37,6 +38,16 @@ class BagExpr(Expr):
     def npartitions(self) -> int:
         raise NotImplementedError
 
+    @property
+    def projected_bytes(self) -> int | None:
+        """About how many bytes this bag holds (what a shuffle of it moves), if known.
+
+        Sources know their size; other nodes pass on their input's, an upper
+        bound for the filters and combiners that shrink it.
+        """
+        frame = self.operands[0] if self.operands else None
+        return frame.projected_bytes if isinstance(frame, BagExpr) else None
+
 
 # -- sources -------------------------------------------------------------------
 class FromData(BagExpr):
@@ -51,6 +62,28 @@ class FromData(BagExpr):
     def _describe(self):
         return f"FromData(npartitions={self.npartitions}, records={sum(map(len, self.partitions))})"
 
+    @functools.cached_property
+    def projected_bytes(self):
+        from ..runtime.codec import nbytes_estimate
+        return sum(nbytes_estimate(list(p)) for p in self.partitions)
+
+
+class FromArrow(BagExpr):
+    """pyarrow Tables the driver holds (from_arrow): partitions stay tables until a record op."""
+
+    _parameters = ("tables", "as_tuples")
+
+    @property
+    def npartitions(self):
+        return len(self.tables)
+
+    @property
+    def projected_bytes(self):
+        return sum(t.nbytes for t in self.tables)
+
+    def _describe(self):
+        return f"FromArrow(npartitions={self.npartitions}, records={sum(t.num_rows for t in self.tables)})"
+
 
 class Range(BagExpr):
     _parameters = ("n", "nparts")
@@ -58,6 +91,10 @@ class Range(BagExpr):
     @property
     def npartitions(self):
         return self.nparts
+
+    @property
+    def projected_bytes(self):
+        return 8 * self.n
 
 
 class ReadText(BagExpr):
@@ -72,6 +109,10 @@ class ReadText(BagExpr):
     def npartitions(self):
         return len(self.splits)
 
+    @property
+    def projected_bytes(self):
+        return sum(s[3] - s[2] for s in self.splits)
+
 
 class ReadParquet(BagExpr):
     _parameters = ("urlpath", "columns", "as_tuples")
@@ -84,6 +125,21 @@ class ReadParquet(BagExpr):
     @property
     def npartitions(self):
         return len(self.files)
+
+    @functools.cached_property
+    def projected_bytes(self):
+        from ..runtime.storage import open_store
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            return sum(pool.map(lambda f: open_store(f[0]).size(f[1]), self.files))
+
+    @functools.cached_property
+    def schema(self):
+        """The first file's Arrow schema (read from its footer), with only ``columns``."""
+        from .bag_tables import parquet_schema
+        schema = parquet_schema(*self.files[0])
+        if self.columns is None:
+            return schema
+        return schema.__class__([schema.field(c) for c in self.columns if c in schema.names])
 
 
 class Persisted(BagExpr):
@@ -168,6 +224,21 @@ class Reduction(BagExpr):
 
     def _describe(self):
         return f"{self.opname}(perpartition={funcname(self.perpartition)}, aggregate={funcname(self.aggregate)})"
+
+
+class Sort(BagExpr):
+    """Globally ordered by key: partition i's keys are <= partition i+1's; stable."""
+
+    _parameters = ("frame", "key", "reverse", "nparts")
+
+    @property
+    def npartitions(self):
+        return self.nparts or self.frame.npartitions
+
+    def _describe(self):
+        from .bag_sort import describe_key
+        return (f"Sort(key={describe_key(self.key)}{', reverse' if self.reverse else ''}, "
+                f"npartitions={self.npartitions})")
 
 
 class TopK(BagExpr):

@@ -13,6 +13,7 @@ import gzip
 import io
 import lzma
 import os
+import re
 from urllib.parse import urlsplit
 
 from ..runtime.storage import open_store
@@ -32,6 +33,11 @@ def _split_url(path: str) -> tuple[str, str]:
     return "file:///", os.path.abspath(os.path.expanduser(path)).lstrip("/")
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders part.2 before part.10, as dask does for globs."""
+    return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", name)]
+
+
 def expand(urlpath, what: str) -> list[tuple[str, str]]:
     """Every (store URL, key) a path, glob or list of them names; an error if none."""
     paths = [urlpath] if isinstance(urlpath, (str, os.PathLike)) else list(urlpath)
@@ -49,10 +55,11 @@ def expand(urlpath, what: str) -> list[tuple[str, str]]:
             store_url, pattern = _split_url(path)
             fixed = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
             keys = [k for k in open_store(store_url).list(fixed) if fnmatch.fnmatchcase(k, pattern)]
-            matches = [(store_url, k) for k in sorted(keys)]
+            matches = [(store_url, k) for k in sorted(keys, key=natural_key)]
         else:
             local = path[len("file://"):] if path.startswith("file://") else path
-            matches = [_split_url(p) for p in sorted(globmod.glob(os.path.expanduser(local))) if os.path.isfile(p)]
+            matches = [_split_url(p) for p in sorted(globmod.glob(os.path.expanduser(local)), key=natural_key)
+                       if os.path.isfile(p)]
         if not matches:
             raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
         out.extend(matches)
@@ -83,7 +90,7 @@ def text_splits(urlpath, blocksize, compression) -> list[tuple]:
     return splits
 
 
-def _display(store_url: str, key: str) -> str:
+def display(store_url: str, key: str) -> str:
     """A file's name in messages: a local path as a path, others as their URL."""
     if store_url.startswith("file://"):
         return "/" + key.lstrip("/")
@@ -103,7 +110,7 @@ class ReadTextBlock:
         """The block's bytes (decompressed, on line boundaries) and their offset in the file."""
         store_url, key, start, end, comp = self.splits[ctx.task]
         store = open_store(store_url)
-        ctx.where = f"{_display(store_url, key)} bytes {start}-{end}"
+        ctx.where = f"{display(store_url, key)} bytes {start}-{end}"
         if comp is not None:
             return COMPRESSIONS[comp](store.get(key)), 0
         return self._aligned(store, key, start, end)
@@ -114,7 +121,7 @@ class ReadTextBlock:
         try:
             text = data.decode(self.encoding, self.errors)
         except UnicodeDecodeError as exc:
-            raise ValueError(f"read_text: cannot decode {_display(store_url, key)} as {self.encoding} at byte "
+            raise ValueError(f"read_text: cannot decode {display(store_url, key)} as {self.encoding} at byte "
                              f"{offset + exc.start}{' (after decompression)' if comp else ''}: "
                              f"{exc.reason}") from None
         return iter(io.StringIO(text, newline=None))
@@ -147,28 +154,6 @@ class ReadTextBlock:
         return data + b"".join(tail), offset
 
 
-class ReadParquet:
-    """File i as records: dicts (column -> value) or tuples."""
-
-    def __init__(self, files: list[tuple[str, str]], columns, as_tuples: bool):
-        self.files, self.columns, self.as_tuples = files, columns, as_tuples
-
-    def __call__(self, ctx):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        store_url, key = self.files[ctx.task]
-        ctx.where = _display(store_url, key)
-        columns = list(self.columns) if self.columns is not None else None  # pyarrow rejects tuples
-        table = pq.read_table(pa.BufferReader(open_store(store_url).get(key)), columns=columns)
-        return records_of(table, self.as_tuples)
-
-
-def records_of(table, as_tuples: bool):
-    if as_tuples:
-        return zip(*(col.to_pylist() for col in table.columns))
-    return iter(table.to_pylist())
-
-
 def output_targets(urlpath: str, n: int, name_function) -> list[tuple[str, str]]:
     """(store URL, key) of each output file: '*' is replaced, else files in a directory."""
     name_function = name_function or str
@@ -196,4 +181,4 @@ class WriteText:
         elif comp == "xz":
             data = lzma.compress(data)
         open_store(store_url).put(key, data)
-        return [f"{store_url.rstrip('/')}/{key}"]
+        return [display(store_url, key)]

@@ -9,15 +9,20 @@ and starts a new Pending on the far side of the boundary.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+from typing import Callable
 
 from ..runtime import codec
-from ..runtime.plan import ALL_TO_ALL, CUSTOM, GATHER, ONE_TO_ONE, Edge, Plan, Stage
+from ..runtime.plan import ALL_TO_ALL, BROADCAST, CUSTOM, GATHER, ONE_TO_ONE, RANGE, Edge, Plan, Stage
 from . import bag_io
+from . import bag_sort as srt
+from . import bag_tables as tb
 from . import bag_tasks as t
+from . import shuffle_medium
 from .bag_columnar import ColumnarTextBlock, columnar_prefix
-from .bag_expr import (FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
-                       Repartition, Shuffle, TreeReduce, describe_op)
+from .bag_expr import (FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
+                       Repartition, Shuffle, Sort, TreeReduce, describe_op)
 from .expr import Expr
 from .explain import human_bytes
 
@@ -31,9 +36,19 @@ class Pending:
     ops: list
     npartitions: int
     label: list[str]
+    table: str | None = None    # "dict"/"tuple": read() returns a pyarrow Table of such records
+    schema: Callable | None = None  # () -> that table's schema, read only if asked
+
+    def records(self) -> "Pending":
+        """The same partitions as Python records (a table turns into dicts or tuples)."""
+        if self.table is None:
+            return self
+        return Pending(self.inputs, self.read, [tb.TableToRecords(self.table == "tuple")], self.npartitions,
+                       self.label)
 
     def then(self, ops) -> "Pending":
-        return Pending(self.inputs, self.read, self.ops + list(ops), self.npartitions,
+        base = self.records()
+        return Pending(base.inputs, base.read, base.ops + list(ops), self.npartitions,
                        self.label + [describe_op(op) for op in ops])
 
 
@@ -81,12 +96,8 @@ class Lowering:
 
     def _pending(self, expr: Expr) -> Pending:
         if isinstance(expr, FromData):
-            blobs = [codec.encode(list(p)) for p in expr.partitions]
-            offsets = [0]
-            for b in blobs:
-                offsets.append(offsets[-1] + len(b))
-            self.data[expr.name] = b"".join(blobs)
-            return Pending([], t.ReadDataPartitions(expr.name, offsets), [], len(blobs),
+            offsets = self._ship(expr.name, [list(p) for p in expr.partitions])
+            return Pending([], t.ReadDataPartitions(expr.name, offsets), [], expr.npartitions,
                            [f"from_sequence({human_bytes(offsets[-1])})"])
         if isinstance(expr, Range):
             return Pending([], t.ReadRange(expr.n, expr.nparts), [], expr.nparts, [f"range({expr.n})"])
@@ -95,8 +106,14 @@ class Lowering:
             return Pending([], bag_io.ReadTextBlock(expr.splits, expr.encoding, expr.errors), [],
                            len(expr.splits), [f"read_text({len(expr.splits)} blocks, {human_bytes(size)})"])
         if isinstance(expr, ReadParquet):
-            return Pending([], bag_io.ReadParquet(expr.files, expr.columns, expr.as_tuples), [],
-                           len(expr.files), [f"read_parquet({len(expr.files)} files)"])
+            return Pending([], tb.ReadParquetTable(expr.files, expr.columns), [], len(expr.files),
+                           [f"read_parquet({len(expr.files)} files)"], "tuple" if expr.as_tuples else "dict",
+                           lambda: expr.schema)
+        if isinstance(expr, FromArrow):
+            offsets = self._ship(expr.name, expr.tables)
+            return Pending([], tb.ReadDataTable(expr.name, offsets), [], len(expr.tables),
+                           [f"from_arrow({human_bytes(offsets[-1])})"], "tuple" if expr.as_tuples else "dict",
+                           lambda: expr.tables[0].schema)
         if isinstance(expr, Persisted):
             self.stages.append(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
                                      external={"store": expr.store, "job": expr.job}))
@@ -107,9 +124,10 @@ class Lowering:
         if isinstance(expr, Shuffle):
             up = self.pending(expr.frame)
             name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=expr.nparts,
-                                    storage=self.settings.get("shuffle_storage"),
-                                    boundary=f"hash shuffle({expr.nparts})")
+                                    boundary=f"hash shuffle({expr.nparts})", shuffled=expr.frame)
             return Pending([Edge(name, ALL_TO_ALL)], t.ReadInputs(0), [], expr.nparts, [])
+        if isinstance(expr, Sort):
+            return self._sort(expr)
         if isinstance(expr, TreeReduce):
             return self._tree(self.pending(expr.frame), expr.combine, expr.split_every)
         if isinstance(expr, Repartition):
@@ -119,6 +137,12 @@ class Lowering:
             return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
                            left.npartitions, ["hash join"])
         raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the plan first")
+
+    def _ship(self, name: str, partitions: list) -> list[int]:
+        """Encode partitions the driver holds into one data object; their byte offsets in it."""
+        blobs = [codec.encode(p) for p in partitions]
+        self.data[name] = b"".join(blobs)
+        return list(itertools.accumulate(map(len, blobs), initial=0))
 
     def _tree(self, up: Pending, combine, split_every) -> Pending:
         every = DEFAULT_SPLIT_EVERY if split_every is None else split_every
@@ -142,9 +166,54 @@ class Lowering:
         name = self.materialize(up, t.SliceBuckets(targets), nbuckets=n, boundary=f"split into {n}")
         return Pending([Edge(name, CUSTOM, SplitDeps(owner))], t.ReadInputs(0), [], n, [])
 
+    def _sort(self, expr: Sort) -> Pending:
+        """sample -> boundaries -> range-partition map -> sorted reduce (see bag_sort)."""
+        up = self.pending(expr.frame)
+        n_in, n_out, key, reverse = up.npartitions, expr.npartitions, expr.key, expr.reverse
+        size = srt.sample_size(n_in, n_out)
+        by = f"by {srt.describe_key(key)}{' reversed' if reverse else ''}"
+        column = self._sort_column(up, expr)
+        if column is None:
+            path = "python records"
+            sample = self.materialize(up, srt.SampleKeys(key, size), boundary=f"sample keys [{path}]")
+            pick = srt.PickBoundaries(n_out, reverse)
+            bounds = Stage(f"{len(self.stages)}-stage", 1, t.BagTask(t.ReadInputs(0), [], pick),
+                           [Edge(sample, GATHER)], label=f"pick {n_out - 1} range boundaries [{path}]")
+            self.stages.append(bounds)
+            mapper = Pending(up.inputs + [Edge(bounds.name, BROADCAST)], up.read, up.ops, n_in, up.label)
+            sink = srt.RangeBuckets(key, reverse, len(up.inputs))
+        else:
+            path = "columnar: Arrow"
+            sample = self.materialize(Pending(up.inputs, tb.project(up.read, [column]), [], n_in, up.label, up.table),
+                                      srt.SampleColumn(column, size),
+                                      boundary=f"sample keys [columnar: column {column!r} only]")
+            bounds = Stage(f"{len(self.stages)}-stage", 1, srt.PickColumnBoundaries(column, n_out, reverse),
+                           [Edge(sample, GATHER)], label=f"pick {n_out - 1} range boundaries [{path}]")
+            self.stages.append(bounds)
+            mapper = Pending(up.inputs + [Edge(bounds.name, BROADCAST)], up.read, [], n_in, up.label, up.table)
+            sink = srt.RangeColumnBuckets(column, reverse, len(up.inputs))
+        name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame,
+                                boundary=f"range partition {by} into {n_out} [{path} sort]")
+        label = [f"sort {by} [{path}]"]
+        if column is None:
+            return Pending([Edge(name, RANGE)], t.ReadInputs(0), [srt.SortRecords(key, reverse)], n_out, label)
+        return Pending([Edge(name, RANGE)], srt.SortTables(column, reverse), [], n_out, label, up.table, up.schema)
+
+    @staticmethod
+    def _sort_column(up: Pending, expr: Sort) -> str | None:
+        """The key's column when the sort can run on Arrow tables, else None (Python records)."""
+        if up.table is None or expr.key is None or callable(expr.key):
+            return None
+        schema = up.schema()
+        column = tb.column_for(expr.key, schema, up.table == "tuple", up.label[0] if up.label else "the input")
+        return column if tb.sortable(schema.field(column).type) else None
+
     # -- stages --------------------------------------------------------------------
-    def materialize(self, p: Pending, sink, nbuckets: int | None = None, storage: str | None = None,
-                    boundary: str = "", ntasks: int | None = None) -> str:
+    def materialize(self, p: Pending, sink, nbuckets: int | None = None, boundary: str = "",
+                    ntasks: int | None = None, shuffled: Expr | None = None) -> str:
+        """A stage running ``p`` into ``sink``; ``shuffled`` is the bag a shuffle sink moves."""
+        if p.table is not None and not getattr(sink, "takes_tables", False):
+            p = p.records()
         read, ops, labels = p.read, p.ops, list(p.label)
         if isinstance(read, bag_io.ReadTextBlock):
             k = columnar_prefix(ops)
@@ -155,8 +224,12 @@ class Lowering:
         if boundary:
             label += f" -> {boundary}"
         name = f"{len(self.stages)}-{'shuffle' if nbuckets else 'stage'}"
-        self.stages.append(Stage(name, ntasks or p.npartitions, t.BagTask(read, ops, sink), list(p.inputs),
-                                 nbuckets=nbuckets, storage=storage, label=label))
+        stage = Stage(name, ntasks or p.npartitions, t.BagTask(read, ops, sink), list(p.inputs),
+                      nbuckets=nbuckets, label=label)
+        if shuffled is not None:
+            stage.estimated_bytes = shuffled.projected_bytes
+            stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, stage.estimated_bytes)
+        self.stages.append(stage)
         return name
 
 
@@ -172,9 +245,7 @@ def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None) -> P
     """The physical plan computing ``root`` (already optimized); its last stage is the output."""
     lowering = Lowering(root, settings)
     final = lowering.pending(root)
-    if ntasks is not None and not final.inputs:
-        ntasks = min(ntasks, final.npartitions)  # a source read only as far as needed (take)
-    else:
-        ntasks = None
+    if ntasks is not None:
+        ntasks = min(ntasks, final.npartitions)  # only the first partitions are needed (take)
     out = lowering.materialize(final, sink or t.Collect(), ntasks=ntasks)
     return Plan(lowering.stages, [out], lowering.data)

@@ -31,7 +31,8 @@ def stage_table(plan: Plan, default_storage: str) -> str:
             lines.append(f"    <- stage {index[e.source]} ({e.kind})")
         if s.nbuckets is not None:
             lines.append(f"    -> {s.nbuckets} buckets per task, one object per task")
-        lines.append(f"    storage: {s.storage or default_storage}")
+        note = f"  ({s.storage_note})" if s.storage_note else ""
+        lines.append(f"    storage: {s.storage or default_storage}{note}")
         read = sum(plan.stage(e.source).estimated_bytes or 0 for e in s.inputs)
         facts = []
         if any(plan.stage(e.source).estimated_bytes is not None for e in s.inputs):

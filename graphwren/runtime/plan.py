@@ -53,6 +53,7 @@ class Stage:
     inputs: list[Edge] = dataclasses.field(default_factory=list)
     nbuckets: int | None = None          # output is a list of this many buckets
     storage: str | None = None           # store for this stage's keys; None -> job's
+    storage_note: str = ""               # why that store (explain shows it)
     label: str = ""                      # what explain() shows: the fused operations
     estimated_bytes: int | None = None   # output size, where the planner knows it
     peak_memory: int | None = None       # projected per-task peak, where known

@@ -1,0 +1,332 @@
+"""Sorting a bag, TeraSort style: sample, pick boundaries, range-partition, sort.
+
+Records are ordered by ``(key, input partition, position)``. That order has
+no ties, so boundaries may fall inside a run of equal keys (all-equal keys
+still spread over every output partition) and the sort stays stable: equal
+keys leave in the order they came in.
+
+Four stages: every input partition draws a sample of keys (with its record
+count as weight); one task picks the ``npartitions - 1`` weighted quantiles
+as boundaries; every input partition sends each record to the bucket its
+boundaries say (one object per map task); reduce task i sorts bucket i.
+
+Each step has two implementations: over Python records (any comparable
+keys, callables), and over Arrow tables when the key is a column, where
+partitioning and sorting are Arrow sort kernels with no object per record.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import operator
+import random
+import reprlib
+
+import numpy as np
+
+from ..errors import FieldError
+
+SAMPLES_PER_OUTPUT = 100       # samples drawn in all per output partition
+MIN_SAMPLES, MAX_SAMPLES = 16, 10_000   # per input partition
+_POSITION_BITS = 40            # columnar ties broken by partition << 40 | position
+_NUMBERS = (int, float, bool)
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+
+
+def sample_size(n_in: int, n_out: int) -> int:
+    return max(MIN_SAMPLES, min(MAX_SAMPLES, math.ceil(SAMPLES_PER_OUTPUT * n_out / n_in)))
+
+
+def quantile_picks(weights: np.ndarray, n_out: int) -> np.ndarray:
+    """Indices of the sorted samples that start output partitions 1..n_out-1."""
+    if len(weights) == 0 or n_out == 1:
+        return np.zeros(0, dtype=np.int64)
+    cum = np.cumsum(weights)
+    targets = cum[-1] * np.arange(1, n_out) / n_out
+    return np.minimum(np.searchsorted(cum, targets, side="right"), len(weights) - 1)
+
+
+def describe_key(key) -> str:
+    if key is None:
+        return "record"
+    if callable(key):
+        from .expr import funcname
+        return funcname(key)
+    return repr(key)
+
+
+# -- Python records -----------------------------------------------------------------------
+def keys_of(records: list, key) -> list:
+    """key(record) for every record; a missing field names the record that lacks it."""
+    if key is None:
+        return records
+    if callable(key):
+        return list(map(key, records))
+    try:
+        return list(map(operator.itemgetter(key), records))
+    except (KeyError, IndexError, TypeError):
+        for record in records:
+            try:
+                record[key]
+            except (KeyError, IndexError, TypeError):
+                raise FieldError(f"sort: record {_short.repr(record)} has no field {key!r}") from None
+        raise
+
+
+def incomparable_pair(keys: list, others: list | None = None):
+    """Positions (i, j) of two keys that cannot be ordered (j indexes ``others`` if given)."""
+    others = keys if others is None else others
+    first_of_type: dict = {}
+    for i, k in enumerate(keys):
+        first_of_type.setdefault(type(k), i)
+    firsts_other: dict = {}
+    for j, k in enumerate(others):
+        firsts_other.setdefault(type(k), j)
+    for i in first_of_type.values():
+        for j in firsts_other.values():
+            try:
+                keys[i] < others[j]  # noqa: B015 - the comparison is the test
+                others[j] < keys[i]  # noqa: B015
+            except TypeError:
+                return i, j
+    for i, j in itertools.product(range(min(len(keys), 1000)), range(len(others))):
+        try:
+            keys[i] < others[j]  # noqa: B015
+        except TypeError:
+            return i, j
+    return None
+
+
+def incomparable_error(exc: TypeError, what_a: str, what_b: str, key) -> TypeError:
+    hint = "; pass key= to sort records that do not order" if key is None else ""
+    return TypeError(f"sort: cannot order {what_a} and {what_b} ({exc}){hint}")
+
+
+def _about(records: list, keys: list, i: int, key) -> str:
+    if key is None:
+        return _short.repr(records[i])
+    return f"the key {_short.repr(keys[i])} of {_short.repr(records[i])}"
+
+
+def check_comparable(records: list, keys: list, key) -> None:
+    """Raise naming two records whose keys are of types that cannot be ordered."""
+    kinds = set(map(type, keys))
+    if len(kinds) < 2 or all(issubclass(k, _NUMBERS) for k in kinds):
+        return
+    pair = incomparable_pair(keys)
+    if pair is not None:
+        i, j = pair
+        try:
+            keys[i] < keys[j]  # noqa: B015
+        except TypeError as exc:
+            raise incomparable_error(exc, _about(records, keys, i, key), _about(records, keys, j, key), key) from None
+
+
+def sort_records(records: list, key, reverse: bool) -> list:
+    keys = keys_of(records, key)
+    try:
+        order = sorted(range(len(records)), key=keys.__getitem__, reverse=reverse)
+    except TypeError as exc:
+        pair = incomparable_pair(keys)
+        if pair is None:
+            raise
+        i, j = pair
+        raise incomparable_error(exc, _about(records, keys, i, key), _about(records, keys, j, key), key) from None
+    return [records[i] for i in order]
+
+
+class SampleKeys:
+    """Sink of the sample stage: (record count, [(key, partition, position), ...])."""
+
+    def __init__(self, key, size: int):
+        self.key, self.size = key, size
+
+    def __call__(self, ctx, it) -> list:
+        records = list(it)
+        keys = keys_of(records, self.key)
+        check_comparable(records, keys, self.key)
+        picks = sorted(random.Random(ctx.task).sample(range(len(records)), min(len(records), self.size)))
+        return [(len(records), [(keys[i], ctx.task, i) for i in picks])]
+
+
+class PickBoundaries:
+    """Sink of the one-task boundaries stage: weighted quantiles of every sample."""
+
+    def __init__(self, n_out: int, reverse: bool):
+        self.n_out, self.reverse = n_out, reverse
+
+    def __call__(self, ctx, it) -> list:
+        samples, weights = [], []
+        for count, sample in it:
+            if not sample:
+                continue
+            samples += sample
+            weights += [count / len(sample)] * len(sample)
+        try:
+            order = sorted(range(len(samples)), key=lambda s: samples[s][0], reverse=self.reverse)
+        except TypeError as exc:
+            keys = [s[0] for s in samples]
+            i, j = incomparable_pair(keys) or (0, 0)
+            raise TypeError(f"sort: cannot order key {_short.repr(keys[i])} (input partition {samples[i][1]}, "
+                            f"record {samples[i][2]}) and key {_short.repr(keys[j])} (input partition "
+                            f"{samples[j][1]}, record {samples[j][2]}) ({exc})") from None
+        # samples arrive in (partition, position) order, and sorted() is stable: ties stay in that order
+        chosen = [samples[order[p]] for p in quantile_picks(np.array([weights[o] for o in order]), self.n_out)]
+        chosen.sort(key=operator.itemgetter(0))  # ascending keys for bisect; stable keeps the tie order
+        return [chosen]
+
+
+class RangeBuckets:
+    """Sink of the map stage: each record to the bucket its (key, partition, position) falls in."""
+
+    def __init__(self, key, reverse: bool, boundaries_input: int):
+        self.key, self.reverse, self.boundaries_input = key, reverse, boundaries_input
+
+    def __call__(self, ctx, it) -> list[list]:
+        (bounds,), = ctx.input(self.boundaries_input)
+        records = list(it)
+        buckets: list[list] = [[] for _ in range(ctx.nbuckets)]
+        if not bounds:
+            buckets[0] = records
+            return buckets
+        keys = keys_of(records, self.key)
+        bound_keys = [b[0] for b in bounds]
+        bound_places = [(b[1], b[2]) for b in bounds]
+        nb, task, reverse = len(bounds), ctx.task, self.reverse
+        left, right = bisect.bisect_left, bisect.bisect_right
+        try:
+            for i, k in enumerate(keys):
+                lo = left(bound_keys, k)
+                hi = right(bound_keys, k, lo)
+                j = nb - hi if reverse else lo
+                if hi > lo:  # equal keys among the boundaries: place by (partition, position)
+                    j += right(bound_places, (task, i), lo, hi) - lo
+                buckets[j].append(records[i])
+        except TypeError as exc:
+            i, b = incomparable_pair(keys, bound_keys) or (0, 0)
+            raise incomparable_error(exc, _about(records, keys, i, self.key),
+                                     f"the key {_short.repr(bound_keys[b])} of input partition {bounds[b][1]}",
+                                     self.key) from None
+        return buckets
+
+
+class SortRecords:
+    """Op of the reduce stage: one bucket, stably sorted."""
+
+    def __init__(self, key, reverse: bool):
+        self.key, self.reverse = key, reverse
+
+    def __call__(self, it):
+        return iter(sort_records(list(it), self.key, self.reverse))
+
+
+# -- Arrow tables ---------------------------------------------------------------------------
+def _order(reverse: bool) -> str:
+    return "descending" if reverse else "ascending"
+
+
+def key_column(table, column: str, ctx):
+    """The key column as one array; a missing column or a null names the file and row."""
+    if column not in table.column_names:
+        raise FieldError(f"sort: {ctx.where or f'input partition {ctx.task}'} has no column {column!r}; "
+                         f"its columns are {table.column_names}")
+    array = table.column(column).combine_chunks()
+    if array.null_count:
+        import pyarrow.compute as pc
+        row = pc.index(pc.is_null(array), True).as_py()
+        raise ValueError(f"sort: record {row} of {ctx.where or f'input partition {ctx.task}'} has a null "
+                         f"{column!r}; nulls cannot be ordered, filter them out first")
+    return array
+
+
+def _places(task: int, n: int) -> np.ndarray:
+    return (np.int64(task) << _POSITION_BITS) + np.arange(n, dtype=np.int64)
+
+
+class SampleColumn:
+    """Sink of the columnar sample stage: a table of sampled keys, places and weights."""
+
+    takes_tables = True
+
+    def __init__(self, column: str, size: int):
+        self.column, self.size = column, size
+
+    def __call__(self, ctx, table):
+        import pyarrow as pa
+        keys = key_column(table, self.column, ctx)
+        n = len(keys)
+        m = min(n, self.size)
+        picks = np.sort(np.random.default_rng(ctx.task).choice(n, m, replace=False)) if m else np.zeros(0, np.int64)
+        return pa.table({"k": keys.take(picks), "s": _places(ctx.task, n)[picks],
+                         "w": np.full(m, n / m if m else 0.0)})
+
+
+class PickColumnBoundaries:
+    """Stage function of the columnar boundaries stage: one table of boundaries in sort order."""
+
+    def __init__(self, column: str, n_out: int, reverse: bool):
+        self.column, self.n_out, self.reverse = column, n_out, reverse
+
+    def __call__(self, ctx):
+        import pyarrow as pa
+        try:
+            samples = pa.concat_tables(list(ctx.input(0)), promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise TypeError(f"sort: the key column {self.column!r} has types that cannot be ordered "
+                            f"together in different input partitions ({exc})") from None
+        samples = samples.sort_by([("k", _order(self.reverse)), ("s", "ascending")])
+        picks = quantile_picks(samples.column("w").to_numpy(), self.n_out)
+        return samples.select(["k", "s"]).take(picks)
+
+
+class RangeColumnBuckets:
+    """Sink of the columnar map stage: the partition sorted and cut at the boundaries.
+
+    One Arrow sort of boundaries and records together by (key, place) puts
+    every record after the boundaries at or before it: its bucket is the
+    running count of boundaries. The buckets are slices of one sorted take.
+    """
+
+    takes_tables = True
+
+    def __init__(self, column: str, reverse: bool, boundaries_input: int):
+        self.column, self.reverse, self.boundaries_input = column, reverse, boundaries_input
+
+    def __call__(self, ctx, table):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        keys = key_column(table, self.column, ctx)
+        (bounds,) = ctx.input(self.boundaries_input)
+        nb, n = bounds.num_rows, table.num_rows
+        try:
+            bound_keys = bounds.column("k").combine_chunks().cast(keys.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise TypeError(f"sort: the key column {self.column!r} of {ctx.where} ({keys.type}) cannot be ordered "
+                            f"with the keys of other partitions ({bounds.column('k').type}): {exc}") from None
+        both = pa.table({"k": pa.concat_arrays([bound_keys, keys]),
+                         "s": np.concatenate([bounds.column("s").to_numpy(), _places(ctx.task, n)]),
+                         "r": np.concatenate([np.zeros(nb, np.int8), np.ones(n, np.int8)])})
+        order = pc.sort_indices(both, [("k", _order(self.reverse)), ("s", "ascending"),
+                                       ("r", "ascending")]).to_numpy()
+        is_bound = order < nb
+        bucket = np.cumsum(is_bound)[~is_bound]
+        ordered = table.take(order[~is_bound] - nb)
+        cuts = np.searchsorted(bucket, np.arange(ctx.nbuckets + 1))
+        cuts[-1] = n
+        return [ordered.slice(cuts[j], cuts[j + 1] - cuts[j]) for j in range(ctx.nbuckets)]
+
+
+class SortTables:
+    """Reader of the columnar reduce stage: bucket i from every map task, one stable Arrow sort."""
+
+    def __init__(self, column: str, reverse: bool):
+        self.column, self.reverse = column, reverse
+
+    def __call__(self, ctx):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        table = pa.concat_tables(list(ctx.input(0)), promote_options="permissive")
+        # sort_indices is stable and the pieces arrive in input-partition order: ties keep it
+        return table.take(pc.sort_indices(table, [(self.column, _order(self.reverse))]))
