@@ -183,7 +183,7 @@ class Lowering:
             mapper = Pending(up.inputs + [Edge(bounds.name, BROADCAST)], up.read, up.ops, n_in, up.label)
             sink = srt.RangeBuckets(key, reverse, len(up.inputs))
         else:
-            path = "columnar: Arrow"
+            path = "columnar"
             sample = self.materialize(Pending(up.inputs, tb.project(up.read, [column]), [], n_in, up.label, up.table),
                                       srt.SampleColumn(column, size),
                                       boundary=f"sample keys [columnar: column {column!r} only]")
@@ -193,7 +193,7 @@ class Lowering:
             mapper = Pending(up.inputs + [Edge(bounds.name, BROADCAST)], up.read, [], n_in, up.label, up.table)
             sink = srt.RangeColumnBuckets(column, reverse, len(up.inputs))
         name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame,
-                                boundary=f"range partition {by} into {n_out} [{path} sort]")
+                                boundary=f"range partition {by} into {n_out} [{path}]")
         label = [f"sort {by} [{path}]"]
         if column is None:
             return Pending([Edge(name, RANGE)], t.ReadInputs(0), [srt.SortRecords(key, reverse)], n_out, label)
