@@ -81,6 +81,11 @@ class FromArrow(BagExpr):
     def projected_bytes(self):
         return sum(t.nbytes for t in self.tables)
 
+    @property
+    def schema(self):
+        from .bag_tables import common_schema
+        return common_schema([t.schema for t in self.tables])
+
     def _describe(self):
         return f"FromArrow(npartitions={self.npartitions}, records={sum(t.num_rows for t in self.tables)})"
 
@@ -127,19 +132,21 @@ class ReadParquet(BagExpr):
         return len(self.files)
 
     @functools.cached_property
-    def projected_bytes(self):
-        from ..runtime.storage import open_store
+    def footers(self) -> list:
+        """Every file's parquet metadata: only the footers are read, in parallel."""
+        from .bag_tables import parquet_metadata
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            return sum(pool.map(lambda f: open_store(f[0]).size(f[1]), self.files))
+            return list(pool.map(lambda f: parquet_metadata(*f), self.files))
+
+    @property
+    def projected_bytes(self):
+        return sum(m.row_group(g).total_byte_size for m in self.footers for g in range(m.num_row_groups))
 
     @functools.cached_property
     def schema(self):
-        """The first file's Arrow schema (read from its footer), with only ``columns``."""
-        from .bag_tables import parquet_schema
-        schema = parquet_schema(*self.files[0])
-        if self.columns is None:
-            return schema
-        return schema.__class__([schema.field(c) for c in self.columns if c in schema.names])
+        """The files' one Arrow schema (of ``columns``), or None when files disagree."""
+        from .bag_tables import common_schema
+        return common_schema([m.schema.to_arrow_schema() for m in self.footers], self.columns)
 
 
 class Persisted(BagExpr):

@@ -113,7 +113,7 @@ class Lowering:
             offsets = self._ship(expr.name, expr.tables)
             return Pending([], tb.ReadDataTable(expr.name, offsets), [], len(expr.tables),
                            [f"from_arrow({human_bytes(offsets[-1])})"], "tuple" if expr.as_tuples else "dict",
-                           lambda: expr.tables[0].schema)
+                           lambda: expr.schema)
         if isinstance(expr, Persisted):
             self.stages.append(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
                                      external={"store": expr.store, "job": expr.job}))
@@ -174,9 +174,10 @@ class Lowering:
         by = f"by {srt.describe_key(key)}{' reversed' if reverse else ''}"
         column = self._sort_column(up, expr)
         if column is None:
+            up = up.records()
             path = "python records"
             sample = self.materialize(up, srt.SampleKeys(key, size), boundary=f"sample keys [{path}]")
-            pick = srt.PickBoundaries(n_out, reverse)
+            pick = srt.PickBoundaries(n_out, reverse, key)
             bounds = Stage(f"{len(self.stages)}-stage", 1, t.BagTask(t.ReadInputs(0), [], pick),
                            [Edge(sample, GATHER)], label=f"pick {n_out - 1} range boundaries [{path}]")
             self.stages.append(bounds)
@@ -205,6 +206,8 @@ class Lowering:
         if up.table is None or expr.key is None or callable(expr.key):
             return None
         schema = up.schema()
+        if schema is None:  # partitions disagree on types: Python compares across them
+            return None
         column = tb.column_for(expr.key, schema, up.table == "tuple", up.label[0] if up.label else "the input")
         return column if tb.sortable(schema.field(column).type) else None
 

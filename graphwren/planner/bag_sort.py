@@ -17,7 +17,6 @@ partitioning and sorting are Arrow sort kernels with no object per record.
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 import operator
 import random
@@ -75,31 +74,38 @@ def keys_of(records: list, key) -> list:
         raise
 
 
-def incomparable_pair(keys: list, others: list | None = None):
-    """Positions (i, j) of two keys that cannot be ordered (j indexes ``others`` if given)."""
-    others = keys if others is None else others
-    first_of_type: dict = {}
-    for i, k in enumerate(keys):
-        first_of_type.setdefault(type(k), i)
-    firsts_other: dict = {}
-    for j, k in enumerate(others):
-        firsts_other.setdefault(type(k), j)
-    for i in first_of_type.values():
-        for j in firsts_other.values():
-            try:
-                keys[i] < others[j]  # noqa: B015 - the comparison is the test
-                others[j] < keys[i]  # noqa: B015
-            except TypeError:
-                return i, j
-    for i, j in itertools.product(range(min(len(keys), 1000)), range(len(others))):
+class _Clash(Exception):
+    def __init__(self, pair, exc):
+        super().__init__(pair, exc)
+        self.pair, self.exc = pair, exc
+
+
+class _Probe:
+    """A key that names itself when a comparison with it fails."""
+
+    __slots__ = ("key", "index")
+
+    def __init__(self, key, index: int):
+        self.key, self.index = key, index
+
+    def __lt__(self, other):
         try:
-            keys[i] < others[j]  # noqa: B015
-        except TypeError:
-            return i, j
+            return self.key < other.key
+        except TypeError as exc:
+            raise _Clash((self.index, other.index), exc) from None
+
+
+def clashing_pair(keys: list, reverse: bool = False):
+    """((i, j), error) for the two keys whose comparison fails when sorting ``keys``, or None."""
+    try:
+        sorted((_Probe(k, i) for i, k in enumerate(keys)), reverse=reverse)
+    except _Clash as clash:
+        return clash.pair, clash.exc
     return None
 
 
 def incomparable_error(exc: TypeError, what_a: str, what_b: str, key) -> TypeError:
+    """The error naming two things that do not order; a hint when records themselves were compared."""
     hint = "; pass key= to sort records that do not order" if key is None else ""
     return TypeError(f"sort: cannot order {what_a} and {what_b} ({exc}){hint}")
 
@@ -111,28 +117,28 @@ def _about(records: list, keys: list, i: int, key) -> str:
 
 
 def check_comparable(records: list, keys: list, key) -> None:
-    """Raise naming two records whose keys are of types that cannot be ordered."""
-    kinds = set(map(type, keys))
-    if len(kinds) < 2 or all(issubclass(k, _NUMBERS) for k in kinds):
+    """Raise naming two records whose keys are of types that never order (cheap: one per type)."""
+    first_of_type: dict = {}
+    for i, k in enumerate(keys):
+        first_of_type.setdefault(type(k), i)
+    if len(first_of_type) < 2 or all(issubclass(k, _NUMBERS) for k in first_of_type):
         return
-    pair = incomparable_pair(keys)
-    if pair is not None:
-        i, j = pair
-        try:
-            keys[i] < keys[j]  # noqa: B015
-        except TypeError as exc:
-            raise incomparable_error(exc, _about(records, keys, i, key), _about(records, keys, j, key), key) from None
+    found = clashing_pair([keys[i] for i in first_of_type.values()])
+    if found is not None:
+        (a, b), exc = found
+        i, j = list(first_of_type.values())[a], list(first_of_type.values())[b]
+        raise incomparable_error(exc, _about(records, keys, i, key), _about(records, keys, j, key), key)
 
 
 def sort_records(records: list, key, reverse: bool) -> list:
     keys = keys_of(records, key)
     try:
         order = sorted(range(len(records)), key=keys.__getitem__, reverse=reverse)
-    except TypeError as exc:
-        pair = incomparable_pair(keys)
-        if pair is None:
+    except TypeError:
+        found = clashing_pair(keys, reverse)
+        if found is None:
             raise
-        i, j = pair
+        (i, j), exc = found
         raise incomparable_error(exc, _about(records, keys, i, key), _about(records, keys, j, key), key) from None
     return [records[i] for i in order]
 
@@ -154,8 +160,8 @@ class SampleKeys:
 class PickBoundaries:
     """Sink of the one-task boundaries stage: weighted quantiles of every sample."""
 
-    def __init__(self, n_out: int, reverse: bool):
-        self.n_out, self.reverse = n_out, reverse
+    def __init__(self, n_out: int, reverse: bool, key=None):
+        self.n_out, self.reverse, self.key = n_out, reverse, key
 
     def __call__(self, ctx, it) -> list:
         samples, weights = [], []
@@ -166,16 +172,22 @@ class PickBoundaries:
             weights += [count / len(sample)] * len(sample)
         try:
             order = sorted(range(len(samples)), key=lambda s: samples[s][0], reverse=self.reverse)
-        except TypeError as exc:
-            keys = [s[0] for s in samples]
-            i, j = incomparable_pair(keys) or (0, 0)
-            raise TypeError(f"sort: cannot order key {_short.repr(keys[i])} (input partition {samples[i][1]}, "
-                            f"record {samples[i][2]}) and key {_short.repr(keys[j])} (input partition "
-                            f"{samples[j][1]}, record {samples[j][2]}) ({exc})") from None
+        except TypeError:
+            found = clashing_pair([s[0] for s in samples], self.reverse)
+            if found is None:
+                raise
+            (i, j), exc = found
+            raise incomparable_error(exc, self._about(samples[i]), self._about(samples[j]), self.key) from None
         # samples arrive in (partition, position) order, and sorted() is stable: ties stay in that order
         chosen = [samples[order[p]] for p in quantile_picks(np.array([weights[o] for o in order]), self.n_out)]
         chosen.sort(key=operator.itemgetter(0))  # ascending keys for bisect; stable keeps the tie order
         return [chosen]
+
+
+    @staticmethod
+    def _about(sample) -> str:
+        key, partition, position = sample
+        return f"key {_short.repr(key)} (input partition {partition}, record {position})"
 
 
 class RangeBuckets:
@@ -204,11 +216,15 @@ class RangeBuckets:
                 if hi > lo:  # equal keys among the boundaries: place by (partition, position)
                     j += right(bound_places, (task, i), lo, hi) - lo
                 buckets[j].append(records[i])
-        except TypeError as exc:
-            i, b = incomparable_pair(keys, bound_keys) or (0, 0)
-            raise incomparable_error(exc, _about(records, keys, i, self.key),
-                                     f"the key {_short.repr(bound_keys[b])} of input partition {bounds[b][1]}",
-                                     self.key) from None
+        except TypeError:
+            for b, bound in enumerate(bound_keys):  # record i is the one that failed: against which bound?
+                try:
+                    keys[i] < bound  # noqa: B015 - the comparison is the test
+                    bound < keys[i]  # noqa: B015
+                except TypeError as exc:
+                    raise incomparable_error(exc, _about(records, keys, i, self.key),
+                                             PickBoundaries._about(bounds[b]), self.key) from None
+            raise
         return buckets
 
 

@@ -68,9 +68,19 @@ def open_parquet(store_url: str, key: str):
     return StoreFile(open_store(store_url), key)
 
 
-def parquet_schema(store_url: str, key: str):
+def parquet_metadata(store_url: str, key: str):
     import pyarrow.parquet as pq
-    return pq.read_schema(open_parquet(store_url, key))
+    return pq.read_metadata(open_parquet(store_url, key))
+
+
+def common_schema(schemas: list, columns=None):
+    """The schema all partitions share (names and types), or None if they differ."""
+    if columns is not None:
+        schemas = [s.__class__([s.field(c) for c in columns if c in s.names]) for s in schemas]
+    first = schemas[0]
+    if any(s.names != first.names or s.types != first.types for s in schemas[1:]):
+        return None
+    return first
 
 
 # -- readers: a partition as one table ------------------------------------------------
