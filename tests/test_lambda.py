@@ -244,6 +244,22 @@ def test_bag_word_count(lambda_settings, remote_url):
     assert got == dict(collections.Counter(w for line in LINES for w in line.split()))
 
 
+def test_sort_in_s3_shuffled_through_redis(lambda_settings, s3_url, redis_url):
+    """PyWren's sort: inputs and outputs in S3, the exchange in Redis, every task in Lambda."""
+    import random
+    import pyarrow as pa
+    rng = random.Random(3)
+    rows = [{"key": rng.randbytes(4), "value": i} for i in range(400)]
+    tables = [pa.Table.from_pylist(rows[i:i + 100]) for i in range(0, 400, 100)]
+    with gw.config.set(storage=s3_url, shuffle_redis=redis_url, **lambda_settings):
+        gw.bag.from_arrow(tables).to_parquet(f"{s3_url}/sort-in/")
+        out = gw.bag.read_parquet(f"{s3_url}/sort-in/*.parquet").sort(key="key", npartitions=3)
+        assert redis_url in out.explain()
+        out.to_parquet(f"{s3_url}/sort-out/")
+        got = gw.bag.read_parquet(f"{s3_url}/sort-out/*.parquet").compute()
+    assert got == sorted(rows, key=lambda r: r["key"])
+
+
 def test_blocked_matmul(lambda_settings, s3_url):
     import numpy as np
     array = getattr(gw, "array", None) or __import__("graphwren.collections.array", fromlist=["x"])
