@@ -22,6 +22,8 @@ bench: $(VENV)/.installed
 	$(PYTHON) bench/overhead.py
 	$(PYTHON) bench/wordcount.py
 	$(PYTHON) bench/matmul.py
+	$(PYTHON) bench/sort.py
+	$(PYTHON) bench/sort_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
