@@ -407,6 +407,7 @@ def test_cli_version_and_demo(tmp_path, capsys):
     assert main(["demo", "--chunks", "14", "--storage", f"file://{tmp_path}/demo"]) == 0
     out = capsys.readouterr().out
     assert "word count over 14 chunks" in out and "the=" in out and "job ran in" in out
+    assert "into 8 ordered partitions" in out  # the demo checks its sort against sorted() itself
     assert open_store(f"file://{tmp_path}/demo").list("") == []
 
 
