@@ -9,6 +9,7 @@ and starts a new Pending on the far side of the boundary.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from typing import Callable
@@ -174,31 +175,26 @@ class Lowering:
         by = f"by {srt.describe_key(key)}{' reversed' if reverse else ''}"
         column = self._sort_column(up, expr)
         if column is None:
-            up = up.records()
-            path = "python records"
+            up, path = up.records(), "python records"
             sample = self.materialize(up, srt.SampleKeys(key, size), boundary=f"sample keys [{path}]")
             pick = srt.PickBoundaries(n_out, reverse, key)
-            bounds = Stage(f"{len(self.stages)}-stage", 1, t.BagTask(t.ReadInputs(0), [], pick),
-                           [Edge(sample, GATHER)], label=f"pick {n_out - 1} range boundaries [{path}]")
-            self.stages.append(bounds)
-            mapper = Pending(up.inputs + [Edge(bounds.name, BROADCAST)], up.read, up.ops, n_in, up.label)
             sink = srt.RangeBuckets(key, reverse, len(up.inputs))
+            reduce = Pending([], t.ReadInputs(0), [srt.SortRecords(key, reverse)], n_out, [])
         else:
             path = "columnar"
-            sample = self.materialize(Pending(up.inputs, tb.project(up.read, [column]), [], n_in, up.label, up.table),
-                                      srt.SampleColumn(column, size),
+            keys_only = Pending(up.inputs, tb.project(up.read, [column]), [], n_in, up.label, up.table)
+            sample = self.materialize(keys_only, srt.SampleColumn(column, size),
                                       boundary=f"sample keys [columnar: column {column!r} only]")
-            bounds = Stage(f"{len(self.stages)}-stage", 1, srt.PickColumnBoundaries(column, n_out, reverse),
-                           [Edge(sample, GATHER)], label=f"pick {n_out - 1} range boundaries [{path}]")
-            self.stages.append(bounds)
-            mapper = Pending(up.inputs + [Edge(bounds.name, BROADCAST)], up.read, [], n_in, up.label, up.table)
+            pick = srt.PickColumnBoundaries(column, n_out, reverse)
             sink = srt.RangeColumnBuckets(column, reverse, len(up.inputs))
-        name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame,
+            reduce = Pending([], srt.SortTables(column, reverse), [], n_out, [], up.table, up.schema)
+        bounds = Stage(f"{len(self.stages)}-stage", 1, pick, [Edge(sample, GATHER)],
+                       label=f"pick {n_out - 1} range boundaries [{path}]")
+        self.stages.append(bounds)
+        mapper = dataclasses.replace(up, inputs=up.inputs + [Edge(bounds.name, BROADCAST)])
+        name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame, size_always=True,
                                 boundary=f"range partition {by} into {n_out} [{path}]")
-        label = [f"sort {by} [{path}]"]
-        if column is None:
-            return Pending([Edge(name, RANGE)], t.ReadInputs(0), [srt.SortRecords(key, reverse)], n_out, label)
-        return Pending([Edge(name, RANGE)], srt.SortTables(column, reverse), [], n_out, label, up.table, up.schema)
+        return dataclasses.replace(reduce, inputs=[Edge(name, RANGE)], label=[f"sort {by} [{path}]"])
 
     @staticmethod
     def _sort_column(up: Pending, expr: Sort) -> str | None:
@@ -213,8 +209,12 @@ class Lowering:
 
     # -- stages --------------------------------------------------------------------
     def materialize(self, p: Pending, sink, nbuckets: int | None = None, boundary: str = "",
-                    ntasks: int | None = None, shuffled: Expr | None = None) -> str:
-        """A stage running ``p`` into ``sink``; ``shuffled`` is the bag a shuffle sink moves."""
+                    ntasks: int | None = None, shuffled: Expr | None = None, size_always: bool = False) -> str:
+        """A stage running ``p`` into ``sink``; ``shuffled`` is the bag a shuffle sink moves.
+
+        Its size is projected when the shuffle medium depends on it, or always
+        with ``size_always`` (a sort, which reads the parquet footers anyway).
+        """
         if p.table is not None and not getattr(sink, "takes_tables", False):
             p = p.records()
         read, ops, labels = p.read, p.ops, list(p.label)
@@ -230,8 +230,10 @@ class Lowering:
         stage = Stage(name, ntasks or p.npartitions, t.BagTask(read, ops, sink), list(p.inputs),
                       nbuckets=nbuckets, label=label)
         if shuffled is not None:
-            stage.estimated_bytes = shuffled.projected_bytes
-            stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, stage.estimated_bytes)
+            projected = functools.cache(lambda: shuffled.projected_bytes)
+            stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, projected)
+            if size_always or projected.cache_info().currsize:
+                stage.estimated_bytes = projected()
         self.stages.append(stage)
         return name
 

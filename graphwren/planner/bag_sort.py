@@ -158,14 +158,14 @@ class SampleKeys:
 
 
 class PickBoundaries:
-    """Sink of the one-task boundaries stage: weighted quantiles of every sample."""
+    """Stage function of the one-task boundaries stage: weighted quantiles of every sample."""
 
     def __init__(self, n_out: int, reverse: bool, key=None):
         self.n_out, self.reverse, self.key = n_out, reverse, key
 
-    def __call__(self, ctx, it) -> list:
+    def __call__(self, ctx) -> list:
         samples, weights = [], []
-        for count, sample in it:
+        for count, sample in (record for part in ctx.input(0) for record in part):
             if not sample:
                 continue
             samples += sample

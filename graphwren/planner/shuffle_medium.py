@@ -8,17 +8,24 @@ planner cannot project, stay in the job's storage.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from .explain import human_bytes
 
 
-def choose(settings: dict, projected_bytes: int | None) -> tuple[str | None, str]:
-    """(store URL or None for the job's storage, why) for one shuffle."""
+def choose(settings: dict, projected: Callable[[], int | None]) -> tuple[str | None, str]:
+    """(store URL or None for the job's storage, why) for one shuffle.
+
+    ``projected()`` is called only when the choice depends on the size: for
+    parquet it reads every file's footer.
+    """
     if settings.get("shuffle_storage"):
         return settings["shuffle_storage"], "shuffle_storage"
     redis = settings.get("shuffle_redis")
     if not redis:
         return None, ""
     limit = settings["shuffle_redis_limit"]
+    projected_bytes = projected()
     if projected_bytes is None:
         return None, "shuffle size unknown, so not shuffle_redis"
     size = f"shuffle ~{human_bytes(projected_bytes)}"
