@@ -11,7 +11,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from unittest import mock
 
 
 def median_time(fn, repeats: int = 3, warmup: int = 1) -> tuple[float, object]:
@@ -64,15 +63,21 @@ def s3_server(bucket: str = "gw-bench"):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    env = dict(AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-               AWS_DEFAULT_REGION="us-east-1")
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                                            "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
     try:
         _wait_port(port)
-        with mock.patch.dict(os.environ, env):  # restored on the way out
-            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")).read()
-            yield f"s3://{bucket}/bench"
+        endpoint = f"http://127.0.0.1:{port}"
+        os.environ.update(AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="bench",
+                          AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")).read()
+        yield f"s3://{bucket}/bench"
     finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         proc.terminate()
         proc.wait(10)
 

@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from unittest import mock
 
 import pytest
 
@@ -97,6 +96,7 @@ def s3_endpoint():
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+    saved = {k: os.environ.get(k) for k in env}
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -111,9 +111,14 @@ def s3_endpoint():
             if time.monotonic() > deadline:
                 pytest.fail(f"moto server did not come up on {endpoint} within 30 s", pytrace=False)
             time.sleep(0.05)
-        with mock.patch.dict(os.environ, env):  # restored at the end of the session
-            yield endpoint
+        os.environ.update(env)
+        yield endpoint
     finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         _stop(proc)
 
 
