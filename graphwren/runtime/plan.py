@@ -9,9 +9,10 @@ arrays: this module is the contract the planner lowers to.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 #: Edge kinds and which upstream pieces task ``i`` of the downstream stage reads.
 ONE_TO_ONE = "one-to-one"   # upstream task i, whole output
@@ -87,8 +88,9 @@ class Plan:
                 return s
         raise KeyError(name)
 
-    def graph(self) -> nx.DiGraph:
+    def graph(self) -> "nx.DiGraph":
         """The stage DAG: an edge u -> v when v reads u's outputs."""
+        import networkx as nx  # driver-only: workers never pay for importing it
         g = nx.DiGraph()
         for s in self.stages:
             g.add_node(s.name, stage=s)
