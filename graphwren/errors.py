@@ -34,3 +34,11 @@ class RemoteError(GraphwrenError):
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
         self.remote_traceback = traceback_text
+
+
+class WorkerStartError(GraphwrenError):
+    """Local worker processes died before they could take a task (the message quotes their stderr)."""
+
+
+class TaskMemoryError(GraphwrenError, MemoryError):
+    """A task went over ``max_task_memory`` and was killed before it could exhaust the machine."""

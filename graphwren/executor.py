@@ -7,18 +7,17 @@ own item's future, carrying the original type and the remote traceback.
 """
 from __future__ import annotations
 
-import atexit
 import concurrent.futures
 import math
 import pickle
 import reprlib
 import threading
-import time
 from typing import Any, Callable, Iterable
 
 import cloudpickle
 
 from . import config
+from .runtime import lifecycle, records
 from .runtime.driver import Driver
 from .runtime.plan import GATHER, Edge, Plan, Stage
 from .runtime.remote_errors import capture, restore
@@ -86,7 +85,7 @@ class Executor:
         self.settings = config.resolve(dict(storage=storage, backend=backend, workers=workers,
                                             retries=retries, **settings))
         self.driver = Driver(self.settings)  # opens the store now: a bad URL fails here
-        self._jobs: list[threading.Thread] = []
+        self._jobs: list[lifecycle.RunningJob] = []
 
     # -- PyWren API -----------------------------------------------------------
     def call_async(self, fn: Callable, data: Any) -> concurrent.futures.Future:
@@ -107,7 +106,7 @@ class Executor:
                     fut.set_result(value)
 
         self._launch(Plan([stage], [stage.name], data), on_output, futures, f"map({_describe(fn)})")
-        return futures
+        return list(futures)  # the caller's own list: popping from it must not hide futures from the job
 
     def map_reduce(self, map_fn: Callable, iterdata: Iterable, reduce_fn: Callable,
                    chunksize: int | None = None) -> concurrent.futures.Future:
@@ -126,9 +125,20 @@ class Executor:
         return result
 
     def wait_all(self) -> None:
-        """Block until every job this executor started has finished."""
-        for job in self._jobs:
-            job.join()
+        """Block until every job this executor started has finished (and deleted its keys)."""
+        for job in list(self._jobs):
+            job.finished.wait()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """As ``concurrent.futures.Executor.shutdown``: optionally cancel running jobs, then wait.
+
+        Cancelled jobs' tasks are stopped, their keys removed, and their unfinished
+        futures raise ``JobCancelled``.
+        """
+        if cancel_futures:
+            lifecycle.cancel([j for j in self._jobs if not j.finished.is_set()], "Executor.shutdown(cancel_futures=True)")
+        if wait:
+            self.wait_all()
 
     def __enter__(self):
         return self
@@ -163,7 +173,7 @@ class Executor:
     def _launch(self, plan: Plan, on_output, futures, description: str) -> None:
         def run():
             try:
-                self.driver.run(plan, on_output, description=description)
+                self.driver.run(plan, on_output, description=description, handle=handle)
             except BaseException as exc:  # noqa: BLE001 - every unfinished future learns of it
                 for f in futures:
                     if not f.done():
@@ -174,26 +184,11 @@ class Executor:
                     f.set_exception(RuntimeError("graphwren: the job finished without this result"))
 
         thread = threading.Thread(target=run, name=f"graphwren-{description}", daemon=True)
-        self._jobs = [j for j in self._jobs if j.is_alive()] + [thread]
-        with _launched_lock:
-            _launched[:] = [(t, fs) for t, fs in _launched if t.is_alive()] + [(thread, futures)]
+        # Tracked before it starts: a script that ends right after map() must still
+        # find the job at exit, and wait for it (lifecycle's exit hook).
+        handle = lifecycle.started(records.new_job_id(), description, thread)
+        self._jobs = [j for j in self._jobs if not j.finished.is_set()] + [handle]
         thread.start()
-
-
-# Jobs whose results are all delivered may still be deleting their keys; a script that
-# exits right after ``result()`` must not kill that daemon thread mid-cleanup.
-_launched: list[tuple[threading.Thread, list]] = []
-_launched_lock = threading.Lock()
-
-
-@atexit.register
-def _finish_cleanups(timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    with _launched_lock:
-        jobs = list(_launched)
-    for thread, futures in jobs:
-        if thread.is_alive() and all(f.done() for f in futures):
-            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _check_picklable(obj, what: str) -> None:

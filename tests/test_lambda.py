@@ -289,3 +289,28 @@ def test_cli_emulate_serves_boto3(s3_endpoint):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_users_own_module_is_shipped_by_value(lambda_settings, s3_url, tmp_path, monkeypatch):
+    # A module of the user's next to their script: the Lambda image does not have it.
+    (tmp_path / "gw_users_own_module.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import gw_users_own_module
+    ex = gw.Executor(storage=s3_url, **lambda_settings)
+    assert gw.get_all_results(ex.map(gw_users_own_module.triple, range(4))) == [0, 3, 6, 9]
+
+
+def test_an_installed_package_missing_from_the_image_is_named_before_any_task(
+        lambda_settings, lambda_emulator, s3_url, tmp_path, monkeypatch):
+    from graphwren.runtime.shipping import ModuleMissingOnWorkers
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "gw_installed_elsewhere.py").write_text("def ident(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(site))
+    import gw_installed_elsewhere
+    fn = lambda_emulator.function()
+    before = fn.deliveries
+    ex = gw.Executor(storage=s3_url, **lambda_settings)
+    with pytest.raises(ModuleMissingOnWorkers, match="gw_installed_elsewhere.*does not have"):
+        ex.map(gw_installed_elsewhere.ident, range(3))[0].result(timeout=60)
+    assert fn.deliveries == before   # refused before any task ran

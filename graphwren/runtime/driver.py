@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
+import logging
 import statistics
 import sys
 import time
@@ -18,8 +20,8 @@ from typing import Callable
 
 import networkx as nx
 
-from ..errors import TaskLost
-from . import codec, records
+from ..errors import TaskLost, TaskMemoryError
+from . import codec, lifecycle, records, shipping
 from .plan import Plan, Stage
 from .remote_errors import restore
 from .storage import open_store
@@ -27,6 +29,8 @@ from .worker import InputSpec, StageSpec
 
 MANIFEST_INLINE_LIMIT = 1 << 20   # inline results copied into a manifest, in total
 MIN_POLL = 0.002                  # shortest pause between two LISTs of one stage
+
+log = logging.getLogger("graphwren")
 
 
 @dataclasses.dataclass
@@ -71,32 +75,38 @@ class Driver:
 
     # -- public --------------------------------------------------------------
     def run(self, plan: Plan, on_output: Callable[[str, int, object], None] | None = None,
-            job: str | None = None, keep: bool | None = None, description: str = "") -> str:
+            job: str | None = None, keep: bool | None = None, description: str = "",
+            handle: lifecycle.RunningJob | None = None) -> str:
         """Run ``plan`` to completion; ``on_output(stage, task, partition)`` gets each output.
 
         Returns the job id. Raises the first task failure (the user's own exception).
         """
-        job = job or records.new_job_id()
+        job = job or (handle.job if handle is not None else records.new_job_id())
         keep = self.settings["keep"] if keep is None else keep
         self.timeline = []
         stores = {self.store.url: self.store}
+        this_job = handle or lifecycle.started(job, description)
         try:
-            for name, blob in plan.data.items():
-                self.store.put(records.data_key(job, name), blob)
-            self._run(plan, job, on_output or (lambda *a: None), stores, description)
-        except BaseException:
-            cancel = getattr(self.backend, "cancel", None)
-            if cancel is not None:
-                cancel(job)
+            try:
+                for name, blob in plan.data.items():
+                    self.store.put(records.data_key(job, name), blob)
+                self._run(plan, job, on_output or (lambda *a: None), stores, description, this_job)
+            except BaseException:
+                cancel = getattr(self.backend, "cancel", None)
+                if cancel is not None:
+                    cancel(job)
+                if not keep:
+                    self._cleanup(job, stores)
+                raise
             if not keep:
                 self._cleanup(job, stores)
-            raise
-        if not keep:
-            self._cleanup(job, stores)
+        finally:
+            lifecycle.ended(this_job)
         return job
 
     # -- the loop --------------------------------------------------------------
-    def _run(self, plan: Plan, job: str, on_output, stores: dict, description: str) -> None:
+    def _run(self, plan: Plan, job: str, on_output, stores: dict, description: str,
+             this_job: lifecycle.RunningJob) -> None:
         graph = plan.graph()
         order = list(nx.topological_sort(graph))
         locations: dict[str, tuple[str, str]] = {}   # stage -> (store url, job) of its outputs
@@ -116,6 +126,10 @@ class Driver:
             seen = getattr(self.backend, "progress_count", 0)
             pause = MIN_POLL
             while len(finished) < len(order):
+                this_job.check()
+                broken = getattr(self.backend, "raise_if_broken", None)
+                if broken is not None:
+                    broken()
                 for name in order:
                     if name in finished or name in running:
                         continue
@@ -157,6 +171,11 @@ class Driver:
                          ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
                          data_store=self.store.url, inline_limit=self.settings["inline_limit"])
         blob, fn_hash = spec.dumps()
+        available = getattr(self.backend, "available_modules", None)
+        image = available() if available is not None else None
+        if image is not None:  # the workers' image may lack the user's own modules: ship them by value
+            blob = shipping.fit_to_image(spec, blob, image, f"stage {spec.label}")
+            fn_hash = hashlib.sha256(blob).hexdigest()[:24]
         store.put(records.func_key(job, stage.name), blob)
         run = _StageRun(stage, store, spec)
         run.fn_hash = fn_hash
@@ -173,7 +192,8 @@ class Driver:
             state.next_attempt += 1
             state.in_flight[attempt] = now
             events.append({"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
-                           "task": t, "attempt": attempt, "fn": run.fn_hash})
+                           "task": t, "attempt": attempt, "fn": run.fn_hash,
+                           "max_memory": self.settings["max_task_memory"]})
         self.backend.invoke(events)
 
     def _poll(self, run: _StageRun, is_output: bool, on_output) -> None:
@@ -223,18 +243,30 @@ class Driver:
 
     def _check_lost_and_late(self, run: _StageRun, lost_events) -> None:
         for event in lost_events:
-            self._lose(run, event["task"], event["attempt"], "its worker process died")
+            if event.get("over_memory") is not None and run.tasks[event["task"]].done is None:
+                raise TaskMemoryError(
+                    f"task {event['task']} of stage {run.spec.label} used {event['over_memory'] / 2**20:,.0f} MiB, "
+                    f"over max_task_memory={self.settings['max_task_memory'] / 2**20:,.0f} MiB, and was killed; "
+                    f"use more, smaller partitions, or raise max_task_memory if the machine has the memory")
+            self._lose(run, event["task"], event["attempt"], event.get("lost_because", "its worker process died"))
         now = time.monotonic()
         timeout = self.settings["task_timeout"]
+        abandon = getattr(self.backend, "abandon", None)
+        queued = getattr(self.backend, "queued", None)
         for t, state in enumerate(run.tasks):
             if state.done is not None:
                 continue
             for attempt, started in list(state.in_flight.items()):
                 if now - started > timeout:
-                    self._lose(run, t, attempt, f"it ran longer than task_timeout={timeout:g}s")
+                    if queued is not None and queued(run.spec.job, run.stage.name, t, attempt):
+                        state.in_flight[attempt] = now  # still waiting for a worker: its clock starts later
+                        continue
+                    if abandon is not None:  # free its worker: a task that never returns must not hold it
+                        abandon({"job": run.spec.job, "stage": run.stage.name, "task": t, "attempt": attempt})
+                    self._lose(run, t, attempt, f"it ran longer than task_timeout={timeout:g}s", timed_out=True)
         self._speculate(run, now)
 
-    def _lose(self, run: _StageRun, task: int, attempt: int, why: str) -> None:
+    def _lose(self, run: _StageRun, task: int, attempt: int, why: str, timed_out: bool = False) -> None:
         state = run.tasks[task]
         if state.done is not None or attempt not in state.in_flight:
             return
@@ -242,8 +274,10 @@ class Driver:
         if state.in_flight:
             return  # another attempt (a backup) is still running
         if state.losses >= self.settings["task_retries"]:
+            advice = ("Raise task_timeout if tasks this long are expected." if timed_out else
+                      "Raise task_retries if such losses are expected.")
             raise TaskLost(f"task {task} of stage {run.spec.label} was lost {state.losses + 1} times; "
-                           f"last because {why}. Raise task_retries or task_timeout if this is expected.")
+                           f"last because {why}. {advice}")
         state.losses += 1
         self.timeline.append((time.time(), run.stage.name, f"retry task {task}: {why}"))
         self._invoke(run, [task])
@@ -305,7 +339,7 @@ class Driver:
             try:
                 store.delete(f"{job}/")
             except Exception as exc:  # noqa: BLE001 - cleanup must not mask the real outcome
-                print(f"graphwren: could not delete job {job} keys in {store.url}: {exc}", file=sys.stderr)
+                log.warning("graphwren: could not delete job %s keys in %s: %s", job, store.url, exc)
 
     def _progress_bar(self, total: int, description: str):
         from tqdm.auto import tqdm

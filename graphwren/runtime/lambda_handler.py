@@ -38,10 +38,15 @@ def _margin(remaining_s: float) -> float:
 
 
 def ping() -> dict:
+    """Versions, and the top-level modules this image can import (the driver ships the rest by value)."""
+    import pkgutil
+    import sys
+
     import graphwren
+    modules = sorted({m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names))
     return {"graphwren": graphwren.__version__, "python": platform.python_version(),
             "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
-            "memory": os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")}
+            "memory": os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "modules": modules}
 
 
 def handler(event, context):

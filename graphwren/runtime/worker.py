@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import cloudpickle
 
+from ..errors import StorageError
 from . import codec, records
 from .remote_errors import capture
 from .storage import open_store
@@ -94,26 +95,37 @@ class TaskContext:
 
 
 def handle(event: dict) -> dict:
-    """Run one task attempt. Never raises for task failures: it records them."""
+    """Run one task attempt. Never raises: every outcome is recorded or reported.
+
+    The reply says whether the outcome reached storage (``recorded``): a task
+    that could write neither its commit nor its error record, or that failed
+    because storage did (a ``StorageError``, not the user's fault), replies
+    ``recorded: False`` and the backend reports the attempt lost, so the
+    driver retries it at once instead of waiting for ``task_timeout``.
+    """
     job, stage, task, attempt = event["job"], event["stage"], int(event["task"]), int(event["attempt"])
-    store = open_store(event["store"])
     where = f"stage {stage} task {task} (attempt {attempt})"
-    ctx = None
+    ctx = store = None
     try:
+        store = open_store(event["store"])
         spec = _load_spec(store, job, stage, event["fn"])
         where = f"stage {spec.label or stage} task {task} (attempt {attempt})"
         ctx = TaskContext(spec, task, attempt, store)
         out = spec.fn(ctx)
         committed = _commit(store, spec, task, attempt, out)
-        return {"ok": True, "committed": committed}
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an err record
+        return {"ok": True, "committed": committed, "recorded": True}
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code are outcomes too
         if ctx is not None and ctx.where:
             where += f" on {ctx.where}"
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StorageError):
+            return {"ok": False, "recorded": False, "error": error, "where": where}
         try:
             store.put(records.err_key(job, stage, task, attempt), capture(exc, where))
-        except Exception:  # noqa: BLE001 - the job is gone (failed and cleaned up): nobody is listening
-            pass
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "where": where}
+        except Exception as put_exc:  # noqa: BLE001 - the backend reports it instead
+            return {"ok": False, "recorded": False, "where": where,
+                    "error": f"{error}; writing its error record failed: {type(put_exc).__name__}: {put_exc}"}
+        return {"ok": False, "recorded": True, "error": error, "where": where}
 
 
 def _commit(store, spec: StageSpec, task: int, attempt: int, out) -> bool:

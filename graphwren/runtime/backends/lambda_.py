@@ -186,6 +186,11 @@ class LambdaBackend:
         _checked[key] = answer
         return answer
 
+    def available_modules(self) -> set[str] | None:
+        """Top-level modules the function's image can import (None: it did not say)."""
+        modules = self.check().get("modules")
+        return set(modules) if modules is not None else None
+
     # -- the driver's side ----------------------------------------------------------
     def invoke(self, events: list[dict]) -> None:
         for event in events:
