@@ -151,20 +151,6 @@ def test_max_workers_caps_tasks_in_flight(lambda_settings, lambda_emulator, s3_u
     assert fn.max_outstanding <= 3
 
 
-def test_missing_user_module_is_named(lambda_settings, s3_url, tmp_path, monkeypatch):
-    pkg = tmp_path / "gw_private_mod_xyz.py"
-    pkg.write_text(textwrap.dedent("""
-        def triple(x):
-            return 3 * x
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import gw_private_mod_xyz
-    ex = gw.Executor(storage=s3_url, **lambda_settings)
-    with pytest.raises(ModuleNotFoundError, match="gw_private_mod_xyz.*register_pickle_by_value"):
-        ex.call_async(gw_private_mod_xyz.triple, 2).result(timeout=30)
-    sys.modules.pop("gw_private_mod_xyz", None)
-
-
 # -- set-up errors, raised before a job starts ------------------------------------------------
 
 def test_missing_function(lambda_settings, s3_url):

@@ -92,17 +92,21 @@ class Driver:
                     self.store.put(records.data_key(job, name), blob)
                 self._run(plan, job, on_output or (lambda *a: None), stores, description, this_job)
             except BaseException:
-                cancel = getattr(self.backend, "cancel", None)
-                if cancel is not None:
-                    cancel(job)
+                self._stop_attempts(job)
                 if not keep:
                     self._cleanup(job, stores)
                 raise
+            self._stop_attempts(job)  # backups and duplicates still running must not write after cleanup
             if not keep:
                 self._cleanup(job, stores)
         finally:
             lifecycle.ended(this_job)
         return job
+
+    def _stop_attempts(self, job: str) -> None:
+        cancel = getattr(self.backend, "cancel", None)
+        if cancel is not None:
+            cancel(job)
 
     # -- the loop --------------------------------------------------------------
     def _run(self, plan: Plan, job: str, on_output, stores: dict, description: str,

@@ -16,7 +16,7 @@ import os
 import platform
 import threading
 
-from ..errors import GraphwrenError
+from ..errors import GraphwrenError, StorageError
 from . import records, worker
 from .remote_errors import capture
 from .storage import open_store
@@ -55,7 +55,7 @@ def handler(event, context):
         return ping()
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
-        return worker.handle(event)
+        return _reply(worker.handle(event))
     remaining = remaining_ms / 1000.0
     fire_in = remaining - _margin(remaining)
     finished = threading.Event()
@@ -63,9 +63,22 @@ def handler(event, context):
                                 name="graphwren-lambda-watchdog", daemon=True)
     watchdog.start()
     try:
-        return worker.handle(event)
+        return _reply(worker.handle(event))
     finally:
         finished.set()
+
+
+def _reply(result: dict) -> dict:
+    """The handler's answer; an outcome that storage did not take fails the invocation.
+
+    Failing it is how Lambda learns the attempt was lost: an asynchronous
+    invocation is then retried by Lambda itself, and a synchronous caller
+    sees the error, instead of the driver waiting for ``task_timeout``.
+    """
+    if result.get("recorded") is False:
+        raise StorageError(f"{result.get('where', 'the task')}: its outcome could not be recorded: "
+                           f"{result.get('error')}")
+    return result
 
 
 def _watch(event: dict, fire_in: float, budget: float, finished: threading.Event) -> None:
