@@ -20,6 +20,7 @@ import networkx as nx
 
 from ..errors import TaskLost
 from . import codec, records
+from .lease import Lease, LeasedStores, ending
 from .plan import Plan, Stage
 from .remote_errors import restore
 from .storage import open_store
@@ -79,18 +80,22 @@ class Driver:
         job = job or records.new_job_id()
         keep = self.settings["keep"] if keep is None else keep
         self.timeline = []
-        stores = {self.store.url: self.store}
+        lease = Lease(job, description)
+        stores = LeasedStores(lease)  # every store the job opens gets its heartbeat first
         try:
+            stores[self.store.url] = self.store
             for name, blob in plan.data.items():
                 self.store.put(records.data_key(job, name), blob)
             self._run(plan, job, on_output or (lambda *a: None), stores, description)
-        except BaseException:
+        except BaseException as exc:
+            lease.end(ending(exc), record=keep)
             cancel = getattr(self.backend, "cancel", None)
             if cancel is not None:
                 cancel(job)
             if not keep:
                 self._cleanup(job, stores)
             raise
+        lease.end("finished", record=keep)
         if not keep:
             self._cleanup(job, stores)
         return job
