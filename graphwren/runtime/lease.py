@@ -123,11 +123,12 @@ def read(store, job: str) -> dict | None:
     """The lease of ``job`` in ``store``; None if it has none, state 'unreadable' if garbled."""
     try:
         record = json.loads(store.get(records.lease_key(job)))
+        record["renewed"], record["ttl"] = float(record["renewed"]), float(record["ttl"])
     except MissingKey:
         return None
-    except ValueError:
+    except (ValueError, TypeError, KeyError, IndexError):  # not JSON, not an object, no times
         return {"state": "unreadable"}
-    return record if isinstance(record, dict) else {"state": "unreadable"}
+    return record
 
 
 def state(record: dict | None, now: float | None = None) -> str:
