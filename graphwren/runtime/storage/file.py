@@ -328,8 +328,8 @@ def _check_root(root: str) -> None:
     st = os.stat(root)
     uid = os.geteuid()
     if st.st_uid != uid:
-        raise StorageError(f"store root {root!r} is owned by {_user(st.st_uid)}, not by you "
-                           f"({_user(uid)}): refusing to use it (its owner could plant data "
+        raise StorageError(f"store root {root!r} is owned by {_user(st.st_uid)}, not by you, "
+                           f"{_user(uid)}: refusing to use it (its owner could plant data "
                            f"your tasks would load); choose a directory of your own")
     writers = [who for bit, who in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others")) if st.st_mode & bit]
     if writers:
