@@ -106,7 +106,6 @@ def test_lease_is_written_first_renewed_and_ended(store_url, tmp_path):
     ended = lease.read(store, job)
     time.sleep(0.3)    # several renewal periods: nothing may overwrite the end
     assert lease.read(store, job) == ended
-    assert not held._thread.is_alive()
     # the same for a job whose keys go: no final write, and no renewal after the end
     gone = lease.Lease(records.new_job_id(), renew=0.05)
     gone.add(store)
@@ -114,6 +113,24 @@ def test_lease_is_written_first_renewed_and_ended(store_url, tmp_path):
     store.delete(f"{gone.job}/")
     time.sleep(0.3)
     assert store.list(f"{gone.job}/") == []
+
+
+def test_one_thread_renews_every_lease_of_the_process(tmp_path):
+    import threading
+    store = open_store(f"file://{tmp_path}/s")
+    leases = [lease.Lease(records.new_job_id() + f"-{i}", renew=0.05) for i in range(5)]
+    for held in leases:
+        held.add(store)
+    first = {held.job: lease.read(store, held.job)["renewed"] for held in leases}
+    leases[0].end("cancelled")
+    ended = lease.read(store, leases[0].job)
+    _wait(lambda: all(lease.read(store, h.job)["renewed"] > first[h.job] for h in leases[1:]),
+          what="every live lease renewed")
+    assert lease.read(store, leases[0].job) == ended and ended["state"] == "cancelled"
+    assert [t.name for t in threading.enumerate()].count("gw-lease") == 1
+    for held in leases[1:]:
+        held.end("finished")
+    assert {lease.read(store, h.job)["state"] for h in leases[1:]} == {"finished"}
 
 
 def test_lease_states():

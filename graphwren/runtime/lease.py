@@ -51,55 +51,85 @@ class Lease:
         self.record = {"state": "running", "pid": os.getpid(), "host": socket.gethostname(),
                        "description": description, "started": now, "renewed": now,
                        "ttl": TTL if ttl is None else ttl}
+        self.due = time.monotonic() + self.renew   # when the renewer writes it next
         self._stores: dict[str, object] = {}
         self._lock = threading.Lock()      # held while writing, so an end is never overwritten
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ended = False
 
-    def _blob(self) -> bytes:
-        return json.dumps(self.record, separators=(",", ":")).encode()
+    def _put_all(self, what: str) -> None:
+        blob = json.dumps(self.record, separators=(",", ":")).encode()
+        for store in self._stores.values():
+            try:
+                store.put(records.lease_key(self.job), blob)
+            except Exception as exc:  # noqa: BLE001 - a blip must not fail the job; the next write retries
+                log.warning("graphwren: could not %s of job %s in %s: %s", what, self.job, store.url, exc)
 
     def add(self, store) -> None:
         """Write the lease into ``store`` now and renew it there from now on."""
         with self._lock:
-            if store.url in self._stores or self._stop.is_set():
+            if store.url in self._stores or self._ended:
                 return
-            store.put(records.lease_key(self.job), self._blob())
+            store.put(records.lease_key(self.job), json.dumps(self.record, separators=(",", ":")).encode())
+            first = not self._stores
             self._stores[store.url] = store
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=f"gw-lease-{self.job}", daemon=True)
-                self._thread.start()
+        if first:
+            _renewer.add(self)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.renew):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                self.record["renewed"] = time.time()
-                blob = self._blob()
-                for store in self._stores.values():
-                    try:
-                        store.put(records.lease_key(self.job), blob)
-                    except Exception as exc:  # noqa: BLE001 - a blip; the next renewal tries again
-                        log.warning("graphwren: could not renew the lease of job %s in %s: %s",
-                                    self.job, store.url, exc)
+    def renew_now(self) -> None:
+        """Write a fresh renewal time into every store (the renewer calls this when due)."""
+        with self._lock:
+            if self._ended:
+                return
+            self.record["renewed"] = time.time()
+            self._put_all("renew the lease")
+            self.due = time.monotonic() + self.renew
 
     def end(self, state: str, record: bool = True) -> None:
         """Stop renewing; with ``record``, leave ``state`` in every store (for keys that stay)."""
         if state not in ENDED:
             raise ValueError(f"a lease ends {'/'.join(ENDED)}, not {state!r}")
-        self._stop.set()
-        with self._lock:  # waits out a renewal in progress
-            if not record:
-                return
-            self.record.update(state=state, renewed=time.time())
-            blob = self._blob()
-            for store in self._stores.values():
-                try:
-                    store.put(records.lease_key(self.job), blob)
-                except Exception as exc:  # noqa: BLE001 - must not mask the job's own outcome
-                    log.warning("graphwren: could not record job %s as %s in %s: %s",
-                                self.job, state, store.url, exc)
+        _renewer.remove(self)
+        with self._lock:  # waits out a renewal in progress; none starts after this
+            self._ended = True
+            if record:
+                self.record.update(state=state, renewed=time.time())
+                self._put_all(f"record as {state} the lease")
+
+
+class _Renewer:
+    """One daemon thread that renews every live lease of the process when it falls due."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._leases: set[Lease] = set()
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        with self._cond:
+            self._leases.add(lease)
+            if self._thread is None or not self._thread.is_alive():  # none yet, or we are a forked child
+                self._thread = threading.Thread(target=self._loop, name="gw-lease", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, lease: Lease) -> None:
+        with self._cond:
+            self._leases.discard(lease)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [lease for lease in self._leases if lease.due <= now]
+                if not due:
+                    nxt = min((lease.due for lease in self._leases), default=None)
+                    self._cond.wait(None if nxt is None else nxt - now)
+                    continue
+            for lease in due:  # outside the condition: a slow store must not block add/remove
+                lease.renew_now()
+
+
+_renewer = _Renewer()
 
 
 class LeasedStores(dict):
