@@ -1,7 +1,8 @@
 """A running job's heartbeat: the ``{job}/lease`` record in every store the job uses.
 
 The driver writes the lease into a store before any other key of the job lands
-there, a daemon thread renews it every RENEW seconds, and the end of the run
+there, one daemon thread per process renews every live lease each RENEW
+seconds, and the end of the run
 marks it finished, failed or cancelled (when the job's keys stay; otherwise
 they are deleted with it). A lease still ``running`` but not renewed for its
 ``ttl`` belongs to a driver that died: the job is abandoned. ``graphwren clean``
@@ -9,7 +10,8 @@ never removes a job whose lease is live, and ``graphwren jobs`` shows the states
 
 Times are wall-clock (``time.time()``), since the driver and whoever cleans
 may be different hosts; a ttl six times the renewal period leaves room for
-clock skew, a slow store and a busy driver.
+clock skew, a slow store and a busy driver. A driver stalled past the ttl (a
+suspended laptop) can lose its job to a clean: that is the contract.
 """
 from __future__ import annotations
 
