@@ -1,7 +1,8 @@
-"""The ``graphwren`` command: ``clean``, ``demo``, ``version`` (and ``aws ...`` when installed)."""
+"""The ``graphwren`` command: ``clean``, ``jobs``, ``config``, ``demo``, ``version`` (and ``aws ...``)."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -17,36 +18,141 @@ def parse_age(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
-def clean(storage: str | None, older_than: float, dry_run: bool = False, out=None) -> list[str]:
-    """Delete the keys of jobs created more than ``older_than`` seconds ago; returns their ids.
+def _span(seconds: float) -> str:
+    """A duration the way a person reads it: 42s, 12m, 3.5h, 2.0d."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}" if seconds < 10 * size else f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
 
-    Job ids begin with their UTC creation time (``records.new_job_id``), so a job a crashed
-    driver left behind is recognised by its age alone. Keys that are not under a job id are
-    never touched.
+
+def _live_detail(record: dict, now: float) -> str:
+    what = f" ({record['description']})" if record.get("description") else ""
+    return (f"lease renewed {_span(now - record['renewed'])} ago by pid {record.get('pid')} "
+            f"on {record.get('host')}{what}")
+
+
+def _why_removable(info, now: float) -> str:
+    state, record = info.state(now), info.lease
+    if state == "abandoned":
+        return f"lease expired {_span(now - record['renewed'] - record['ttl'])} ago (its driver stopped renewing it)"
+    if state in ("finished", "failed", "cancelled"):
+        return f"{state} {_span(now - record['renewed'])} ago"
+    return f"{'unreadable lease' if state == 'unreadable' else state}, created {_span(now - info.created)} ago"
+
+
+def _last_seen(info) -> float:
+    """When the job last showed life: its lease's last write, else its creation."""
+    try:
+        return max(info.created, float(info.lease["renewed"]))
+    except (TypeError, KeyError, ValueError):
+        return info.created
+
+
+def clean(storage: str | None, older_than: float, dry_run: bool = False, out=None,
+          trash_older_than: float | None = None) -> list[str]:
+    """Delete the keys of jobs no driver is running that last showed life ``older_than`` s ago.
+
+    A job whose lease is live (``runtime/lease.py``) is never touched, whatever ``older_than``.
+    Job ids begin with their UTC creation time (``records.new_job_id``), so a job of a version
+    without leases is aged by its id. Keys that are not under a job id are never touched. In a
+    file store, interrupted deletions untouched for a minute are swept too. Returns the ids removed.
     """
     from . import config
-    from .runtime import records
+    from .runtime import lease
+    from .runtime.storage import open_store
+    from .runtime.storage.file import TRASH_AGE
+
+    out = out or sys.stdout
+    store = open_store(config.resolve({"storage": storage})["storage"])
+    verb = "would delete" if dry_run else "deleted"
+    removed, live, young = [], 0, 0
+    for info in lease.jobs_in(store):
+        now = time.time()
+        if info.state(now) == "running":
+            live += 1
+            print(f"skipped live job {info.job} ({info.keys} keys): {_live_detail(info.lease, now)}", file=out)
+            continue
+        if now - _last_seen(info) <= older_than:
+            young += 1
+            continue
+        if not dry_run:
+            # A driver may have started renewing since the LIST (a lease is written first): look again.
+            info.lease = lease.read(store, info.job)
+            if info.state(now) == "running":
+                live += 1
+                print(f"skipped live job {info.job}: {_live_detail(info.lease, now)}", file=out)
+                continue
+            store.delete(f"{info.job}/")
+        removed.append(info.job)
+        print(f"{verb} job {info.job} ({info.keys} keys): {_why_removable(info, now)}", file=out)
+    swept = []
+    if hasattr(store, "sweep_trash"):
+        limit = TRASH_AGE if trash_older_than is None else trash_older_than
+        swept = store.sweep_trash(limit) if not dry_run else []
+        for name, age in swept:
+            print(f"swept interrupted deletion {name} (untouched for {_span(age)})", file=out)
+    print(f"{len(removed)} job(s) {'found' if dry_run else 'removed'} in {store.url} "
+          f"(not live, last active over {_span(older_than)} ago); {live} live job(s) skipped, "
+          f"{young} younger kept" + (f", {len(swept)} interrupted deletion(s) swept" if swept else ""),
+          file=out)
+    return removed
+
+
+def jobs(storage: str | None, out=None) -> list:
+    """Print the jobs in a store: id, state, age, keys, and who runs the live ones."""
+    from . import config
+    from .runtime import lease
     from .runtime.storage import open_store
 
     out = out or sys.stdout
     store = open_store(config.resolve({"storage": storage})["storage"])
+    found = lease.jobs_in(store)
     now = time.time()
-    jobs: dict[str, int] = {}
-    for key in store.list(""):
-        job = key.split("/", 1)[0]
-        if job in jobs:
-            jobs[job] += 1
-            continue
-        created = records.job_time(job)
-        if created is not None and now - created > older_than:
-            jobs[job] = 1
-    for job, nkeys in sorted(jobs.items()):
-        if not dry_run:
-            store.delete(f"{job}/")
-        print(f"{'would delete' if dry_run else 'deleted'} job {job} ({nkeys} keys)", file=out)
-    print(f"{len(jobs)} job(s) older than {older_than:g}s {'found' if dry_run else 'removed'} "
-          f"in {store.url}", file=out)
-    return sorted(jobs)
+    rows = [("JOB", "STATE", "AGE", "KEYS", "DETAIL")]
+    for info in found:
+        state = info.state(now)
+        if state == "running":
+            detail = _live_detail(info.lease, now)
+        elif state == "no lease":
+            detail = "written by a driver without leases (or by late tasks after a cleanup)"
+        else:
+            detail = _why_removable(info, now)
+            if info.lease.get("description"):
+                detail += f" ({info.lease['description']})"
+        rows.append((info.job, state, _span(now - info.created), str(info.keys), detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4], file=out)
+    print(f"{len(found)} job(s) in {store.url}", file=out)
+    return found
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string reads JSON's escapes
+    return repr(value)
+
+
+def show_config(out=None) -> dict:
+    """Print every effective setting as a TOML line with where its value came from."""
+    from . import config
+
+    out = out or sys.stdout
+    src = config.sources()   # first: a bad setting is an error before anything is printed
+    path, named = config.config_file()
+    where = f"named by {config.CONFIG_ENV}" if named else "the default location"
+    print(f"# config file: {path} ({where})" if path else
+          f"# config file: none ({config.HOME_CONFIG} does not exist)", file=out)
+    lines = [(f"{name} = {_toml(value)}" if value is not None else f"# {name} is unset", where)
+             for name, (value, where) in src.items()]
+    width = max(len(text) for text, _ in lines)
+    for text, where in lines:
+        print(f"{text.ljust(width)}  # {where}", file=out)
+    return src
 
 
 _DEMO_TEXT = ("the quick brown fox jumps over the lazy dog while the cat sleeps "
@@ -120,13 +226,22 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"graphwren {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("clean", help="delete the keys of old jobs that crashed drivers left behind")
+    p = sub.add_parser("clean", help="delete the keys of jobs no driver runs any more (crashed, or kept)")
     p.add_argument("--older-than", type=parse_age, default=parse_age("24h"), metavar="AGE",
-                   help="only jobs created longer ago than this (default 24h; e.g. 30m, 7d, 0)")
+                   help="only jobs last active longer ago than this (default 24h; e.g. 30m, 7d, 0); "
+                        "a job whose driver still renews its lease is never deleted")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="store to clean (default: the configured storage)")
     p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     p.set_defaults(func=lambda a: clean(a.storage, a.older_than, a.dry_run) and None)
+
+    p = sub.add_parser("jobs", help="list the jobs in a store with their state, age and key count")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="store to list (default: the configured storage)")
+    p.set_defaults(func=lambda a: jobs(a.storage) and None)
+
+    p = sub.add_parser("config", help="print every effective setting and where it came from")
+    p.set_defaults(func=lambda a: show_config() and None)
 
     p = sub.add_parser("demo", help="run a small word-count map_reduce and print its result and timing")
     p.add_argument("--storage", default=None, metavar="URL", help="store to use (default: the configured one)")

@@ -173,7 +173,7 @@ def isolated_config(monkeypatch, tmp_path):
     for name in list(os.environ):
         if name.startswith("GRAPHWREN_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("GRAPHWREN_CONFIG", str(tmp_path / "no-such-config.toml"))
+    monkeypatch.setenv("GRAPHWREN_CONFIG", os.devnull)  # an empty file: a named missing one is an error
     config.reset()
     yield
     config.reset()

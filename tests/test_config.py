@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphwren import config
 
@@ -129,3 +133,227 @@ def test_set_is_visible_from_other_threads():
         t.start()
         t.join()
     assert seen == [3]
+
+
+# -- where each value came from ---------------------------------------------------------------
+def test_sources_name_every_layer(monkeypatch, tmp_path):
+    path = _write(tmp_path / "gw.toml", 'retries = 1\npoll_interval = 0.5\n')
+    monkeypatch.setenv("GRAPHWREN_CONFIG", path)
+    monkeypatch.setenv("GRAPHWREN_TASK_RETRIES", "5")
+    with config.set(keep=True):
+        src = config.sources({"progress": False, "workers": None})
+    assert src["retries"] == (1, f"file {path}") and src["poll_interval"] == (0.5, f"file {path}")
+    assert src["task_retries"] == (5, "env GRAPHWREN_TASK_RETRIES")
+    assert src["keep"] == (True, "config.set")
+    assert src["progress"] == (False, "keyword")
+    assert src["backend"] == ("local", "default")
+    assert src["workers"] == (os.cpu_count() or 1, "default (one per core)")
+    assert set(src) == set(config.DEFAULTS)
+    assert config.resolve({"progress": False}) == {k: v for k, (v, _) in
+                                                   config.sources({"progress": False}).items()}
+
+
+_LAYERS = ("file", "env", "set", "keyword")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(_LAYERS), st.integers(0, 99)),
+       st.dictionaries(st.sampled_from(_LAYERS), st.booleans()))
+def test_precedence_property(retries, keep):
+    """Whatever subset of layers sets a value, the highest wins and is named as the source."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "gw.toml")
+        with open(path, "w") as f:
+            f.write("".join(f"{n} = {str(v).lower()}\n" for n, v in
+                            (("retries", retries.get("file")), ("keep", keep.get("file"))) if v is not None))
+        env = {"GRAPHWREN_CONFIG": path}
+        env.update({"GRAPHWREN_RETRIES": str(retries["env"])} if "env" in retries else {})
+        env.update({"GRAPHWREN_KEEP": str(keep["env"])} if "env" in keep else {})
+        saved = {k: os.environ.get(k) for k in ("GRAPHWREN_CONFIG", "GRAPHWREN_RETRIES", "GRAPHWREN_KEEP")}
+        os.environ.pop("GRAPHWREN_RETRIES", None)
+        os.environ.pop("GRAPHWREN_KEEP", None)
+        os.environ.update(env)
+        try:
+            layer = {n: d["set"] for n, d in (("retries", retries), ("keep", keep)) if "set" in d}
+            kwargs = {n: d["keyword"] for n, d in (("retries", retries), ("keep", keep)) if "keyword" in d}
+            with config.set(**layer):
+                src = config.sources(kwargs)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    names = {"file": f"file {path}", "env": None, "set": "config.set", "keyword": "keyword"}
+    for name, given_ in (("retries", retries), ("keep", keep)):
+        top = max(given_, key=_LAYERS.index, default=None)
+        want = config.DEFAULTS[name] if top is None else given_[top]
+        where = "default" if top is None else names[top] or f"env GRAPHWREN_{name.upper()}"
+        assert src[name] == (want, where)
+
+
+# -- checked values ---------------------------------------------------------------------------
+def test_wrong_types_name_the_setting_and_the_source(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHWREN_WORKERS", "four")
+    with pytest.raises(config.ConfigError, match=r"'workers' = 'four' \(from env GRAPHWREN_WORKERS\)"):
+        config.resolve()
+    monkeypatch.delenv("GRAPHWREN_WORKERS")
+    path = _write(tmp_path / "gw.toml", 'keep = "maybe"\ntask_timeout = "soon"\n')
+    monkeypatch.setenv("GRAPHWREN_CONFIG", path)
+    with pytest.raises(ValueError, match=rf"'keep' = 'maybe' \(from file {path}\) is not a boolean"):
+        config.resolve()
+    _write(tmp_path / "gw.toml", 'storage = 7\n')
+    with pytest.raises(ValueError, match=rf"'storage' = 7 \(from file {path}\) is not a string"):
+        config.resolve()
+    _write(tmp_path / "gw.toml", 'workers = 2.5\n')
+    with pytest.raises(ValueError, match="'workers' = 2.5 .* whole number"):
+        config.resolve()
+    monkeypatch.setenv("GRAPHWREN_CONFIG", os.devnull)
+    with pytest.raises(ValueError, match=r"'retries' = True \(from keyword argument\)"):
+        config.resolve({"retries": True})
+    with pytest.raises(ValueError, match=r"'task_timeout' = -1 \(from config.set\) is not a positive"):
+        config.set(task_timeout=-1)
+    with pytest.raises(ValueError, match=r"'retries' = -1 .* zero or more"):
+        config.resolve({"retries": -1})
+    with pytest.raises(ValueError, match=r"'backend' = 'lamda' .* one of 'local', 'lambda'"):
+        config.resolve({"backend": "lamda"})
+    with pytest.raises(ValueError, match=r"'shuffle_redis' = 's3://b/x' .* starting redis:// or rediss://"):
+        config.resolve({"shuffle_redis": "s3://b/x"})
+    with pytest.raises(TypeError, match=r"\['wrokers'\] in keyword arguments \(did you mean 'workers'\?\)"):
+        config.resolve({"wrokers": 2})
+
+
+def test_integers_and_floats_from_text(monkeypatch):
+    monkeypatch.setenv("GRAPHWREN_INLINE_LIMIT", " 1024 ")
+    monkeypatch.setenv("GRAPHWREN_POLL_INTERVAL", "1")
+    s = config.resolve()
+    assert s["inline_limit"] == 1024 and s["poll_interval"] == 1.0 and isinstance(s["poll_interval"], float)
+
+
+def test_set_none_restores_the_default(monkeypatch):
+    monkeypatch.setenv("GRAPHWREN_SHUFFLE_REDIS", "redis://127.0.0.1:1/0")
+    assert config.get("shuffle_redis") == "redis://127.0.0.1:1/0"
+    with config.set(shuffle_redis=None):
+        assert config.get("shuffle_redis") is None
+        assert config.sources()["shuffle_redis"] == (None, "config.set")
+
+
+# -- store URLs -------------------------------------------------------------------------------
+@pytest.mark.parametrize("typo,meant", [
+    ("s3:/bucket/x", "s3://bucket/x"), ("s3:bucket", "s3://bucket"),
+    ("redis:/127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"), ("rediss:host:6380", "rediss://host:6380"),
+    ("file:/x/y", "file:///x/y"), ("S3:/b", "s3://b"),
+])
+def test_mistyped_store_url_names_what_was_meant(typo, meant, tmp_path, monkeypatch):
+    from graphwren.errors import StorageError
+    from graphwren.runtime.storage import open_store
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StorageError, match=f"did you mean {re.escape(repr(meant))}"):
+        open_store(typo)
+    monkeypatch.setenv("GRAPHWREN_STORAGE", typo)
+    with pytest.raises(config.StoreURLError, match=r"from env GRAPHWREN_STORAGE"):
+        config.resolve()
+    with pytest.raises(StorageError, match=re.escape(repr(meant))):
+        import graphwren as gw
+        gw.Executor(storage=typo)
+    assert list(tmp_path.iterdir()) == []   # no local folder named after the typo
+
+
+@pytest.mark.parametrize("url,words", [
+    ("ftp://host/x", ["unsupported store URL scheme 'ftp'", "supported: file:///path"]),
+    ("rdis://127.0.0.1/0", ["'rdis'", "did you mean redis://"]),
+    ("ftp:/x", ["looks like a mistyped URL", "supported:", "./ftp:/x"]),
+])
+def test_unknown_store_url_schemes(url, words, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHWREN_CONFIG", _write(tmp_path / "gw.toml", f'shuffle_storage = "{url}"\n'))
+    with pytest.raises(config.StoreURLError) as e:
+        config.resolve()
+    for w in words + [f"file {tmp_path / 'gw.toml'}", "'shuffle_storage'"]:
+        assert w in str(e.value)
+
+
+def test_plain_paths_stay_plain(tmp_path, monkeypatch):
+    from graphwren.runtime.storage import check_url, open_store
+    for url in ["rel/dir", "/abs/dir", "/abs/with:colon", "rel/a:b", "./s3:bucket", "~/x"]:
+        check_url(url)
+    monkeypatch.chdir(tmp_path)
+    open_store("./s3:bucket").put("k", b"v")   # the escape the error message suggests
+    assert (tmp_path / "s3:bucket" / "k").read_bytes() == b"v"
+
+
+def test_default_storage_is_the_users_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert config.resolve()["storage"] == f"file://{tmp_path}/xdg/graphwren"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")   # the XDG spec: ignore relative paths
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert config.resolve()["storage"] == f"file://{tmp_path}/home/.cache/graphwren"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert config.sources()["storage"] == (f"file://{tmp_path}/home/.cache/graphwren", "default")
+
+
+# -- the environment --------------------------------------------------------------------------
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    monkeypatch.setattr(config, "_warned", set())
+
+
+@pytest.mark.parametrize("var,closest", [
+    ("GRAPHWREN_WORKER", "GRAPHWREN_WORKERS (setting 'workers')"),
+    ("GRAPHWREN_STORGE", "GRAPHWREN_STORAGE (setting 'storage')"),
+    ("GRAPHWREN_TASK_TIMEOUTS", "GRAPHWREN_TASK_TIMEOUT (setting 'task_timeout')"),
+])
+def test_unknown_env_variable_warns_once_with_the_closest_setting(var, closest, monkeypatch, fresh_warnings):
+    monkeypatch.setenv(var, "4")
+    with pytest.warns(config.ConfigWarning) as record:
+        s = config.resolve()
+    assert [str(w.message) for w in record] == [
+        f"environment variable {var} is not a graphwren setting and is ignored; did you mean {closest}?"]
+    assert s["workers"] == (os.cpu_count() or 1)   # ignored, as it says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a second resolve does not warn again
+        config.resolve()
+        config.get("retries")
+
+
+def test_known_env_variables_do_not_warn(monkeypatch, fresh_warnings):
+    monkeypatch.setenv("GRAPHWREN_CONFIG", os.devnull)
+    monkeypatch.setenv("GRAPHWREN_LAMBDA_TIMEOUT_MARGIN", "5")
+    monkeypatch.setenv("GRAPHWREN_VERSION", "0.1.0")
+    monkeypatch.setenv("GRAPHWREN_WORKERS", "2")
+    monkeypatch.setenv("GRAPHWREN_XYZZY", "1")
+    with pytest.warns(config.ConfigWarning) as record:
+        config.resolve()
+    assert [str(w.message) for w in record] == [
+        "environment variable GRAPHWREN_XYZZY is not a graphwren setting and is ignored"]
+
+
+# -- config files -----------------------------------------------------------------------------
+def test_missing_named_config_file_is_an_error(monkeypatch, tmp_path):
+    missing = tmp_path / "nope" / "gw.toml"
+    monkeypatch.setenv("GRAPHWREN_CONFIG", str(missing))
+    with pytest.raises(config.ConfigError, match=f"config file {missing} named by GRAPHWREN_CONFIG does not exist"):
+        config.resolve()
+
+
+def test_unreadable_config_file_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHWREN_CONFIG", str(tmp_path))   # a directory
+    with pytest.raises(config.ConfigError, match=f"config file {tmp_path} cannot be read"):
+        config.resolve()
+
+
+def test_malformed_named_config_file_names_file_and_line(monkeypatch, tmp_path):
+    path = _write(tmp_path / "gw.toml", 'workers = 2\nretries = = 3\n')
+    monkeypatch.setenv("GRAPHWREN_CONFIG", path)
+    with pytest.raises(config.ConfigError, match=f"config file {path} is not valid TOML: .*line 2"):
+        config.resolve()
+
+
+def test_malformed_home_config_file_names_file_and_line(monkeypatch, tmp_path):
+    monkeypatch.delenv("GRAPHWREN_CONFIG")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".graphwren").mkdir()
+    _write(tmp_path / ".graphwren" / "config.toml", '# settings\n\n[graphwren\nworkers = 2\n')
+    home = tmp_path / ".graphwren" / "config.toml"
+    with pytest.raises(config.ConfigError, match=f"config file {home} is not valid TOML: .*line 3"):
+        config.resolve()
+    home.unlink()
+    assert config.resolve()["workers"] == (os.cpu_count() or 1)   # no home file is fine
+    assert config.config_file() == (None, False)

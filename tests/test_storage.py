@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -405,3 +406,84 @@ def test_file_store_rejects_keys_outside_its_root(tmp_path):
     assert store.list("../") == []
     assert store.delete("../") == 0
     assert (tmp_path / "outside").read_bytes() == b"secret"
+
+
+# -- file store: permissions, foreign roots, interrupted deletions -------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_file_store_is_private_whatever_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        store = open_store(f"file://{tmp_path}/private/root")
+        store.put("job/stage/out/0.0", b"x")
+        assert store.put_if_absent("job/stage/done/0", b"y")
+        store.put("top", b"z")
+    finally:
+        os.umask(old)
+    root = tmp_path / "private" / "root"
+    modes = {str(p.relative_to(root)): stat.S_IMODE(os.stat(p).st_mode) for p in [root, *root.rglob("*")]}
+    assert modes == {".": 0o700, "job": 0o700, "job/stage": 0o700, "job/stage/out": 0o700,
+                     "job/stage/done": 0o700, "job/stage/out/0.0": 0o600,
+                     "job/stage/done/0": 0o600, "top": 0o600}
+
+
+@pytest.mark.parametrize("mode,who", [(0o777, "group and others"), (0o702, "others"), (0o720, "group")])
+def test_file_store_refuses_a_root_others_can_write(tmp_path, mode, who):
+    root = tmp_path / "shared"
+    root.mkdir()
+    os.chmod(root, mode)
+    with pytest.raises(StorageError) as e:
+        open_store(f"file://{root}")
+    assert str(root) in str(e.value) and f"{mode:04o}" in str(e.value) and f"writable by {who}" in str(e.value)
+    os.chmod(root, 0o755)  # readable by others is the owner's choice; only writers are refused
+    open_store(f"file://{root}").put("k", b"v")
+
+
+def test_file_store_refuses_a_root_another_user_owns(tmp_path):
+    if os.geteuid() == 0:   # CI runs as root: hand a fresh directory to nobody
+        root, owner = tmp_path / "theirs", 65534
+        root.mkdir(mode=0o700)
+        os.chown(root, owner, owner)
+    else:                   # anyone else: the filesystem root belongs to another user already
+        root, owner = "/", os.stat("/").st_uid
+        assert owner != os.geteuid()
+    with pytest.raises(StorageError) as e:
+        open_store(str(root))
+    msg = str(e.value)
+    assert repr(str(root)) in msg and f"owned by uid {owner}" in msg and f"not by you, uid {os.geteuid()}" in msg
+    if os.geteuid() == 0:
+        assert not any(root.iterdir())
+
+
+def test_file_store_sweeps_old_interrupted_deletions(tmp_path):
+    from graphwren.runtime.storage.file import TRASH
+    store = open_store(f"file://{tmp_path}/sweep")
+    store.put("job-a/x/y", b"1")
+    old = tmp_path / "sweep" / f"{TRASH}job-b-123-0"
+    (old / "stage").mkdir(parents=True)
+    (old / "stage" / "v").write_bytes(b"2")
+    time.sleep(1.1)   # so the two trash directories' ctimes differ by more than a second
+    fresh = tmp_path / "sweep" / f"{TRASH}job-c-456-0"
+    fresh.mkdir()
+    (tmp_path / "sweep" / f"{TRASH}not-a-dir").write_bytes(b"")   # only directories are trash
+    born = {p.name: max(os.stat(p).st_mtime, os.stat(p).st_ctime) for p in (old, fresh)}
+    now = born[fresh.name] + 30.0
+    assert store.sweep_trash(now=now) == []   # the default: untouched for a minute
+    threshold = now - born[old.name] - 0.5     # old is older than this, fresh is not
+    assert store.sweep_trash(older_than=threshold, now=now) == [(old.name, now - born[old.name])]
+    assert not old.exists() and fresh.exists()
+    assert [name for name, _ in store.sweep_trash(older_than=0)] == [fresh.name]
+    assert store.list("") == ["job-a/x/y"]   # keys are never touched by a sweep
+    assert (tmp_path / "sweep" / f"{TRASH}not-a-dir").exists()
+
+
+def test_file_store_deleted_job_leaves_no_trash_after_the_background_unlink(tmp_path):
+    from graphwren.runtime.storage.file import TRASH, _trash
+    store = open_store(f"file://{tmp_path}/del")
+    for i in range(20):
+        store.put(f"job/stage/out/{i}.0", b"x")
+    assert store.delete("job/") == 20
+    _trash.submit(lambda: None).result(timeout=30)   # the one background deleter is done
+    assert not [p for p in os.listdir(tmp_path / "del") if p.startswith(TRASH)]
+    assert store.sweep_trash(older_than=0) == []

@@ -22,6 +22,7 @@ import networkx as nx
 
 from ..errors import TaskLost, TaskMemoryError
 from . import codec, lifecycle, records, shipping
+from .lease import Lease, LeasedStores, ending
 from .plan import Plan, Stage
 from .remote_errors import restore
 from .storage import open_store
@@ -84,18 +85,22 @@ class Driver:
         job = job or (handle.job if handle is not None else records.new_job_id())
         keep = self.settings["keep"] if keep is None else keep
         self.timeline = []
-        stores = {self.store.url: self.store}
         this_job = handle or lifecycle.started(job, description)
+        lease = Lease(job, description)
+        stores = LeasedStores(lease)  # every store the job opens gets its heartbeat first
         try:
             try:
+                stores[self.store.url] = self.store
                 for name, blob in plan.data.items():
                     self.store.put(records.data_key(job, name), blob)
                 self._run(plan, job, on_output or (lambda *a: None), stores, description, this_job)
-            except BaseException:
+            except BaseException as exc:
+                lease.end(ending(exc), record=keep)
                 self._stop_attempts(job)
                 if not keep:
                     self._cleanup(job, stores)
                 raise
+            lease.end("finished", record=keep)
             self._stop_attempts(job)  # backups and duplicates still running must not write after cleanup
             if not keep:
                 self._cleanup(job, stores)

@@ -8,12 +8,14 @@ Every key of a job lives under ``{job}/``::
     {job}/{stage}/done/{task}         the commit record: first attempt to create it wins
     {job}/{stage}/err/{task}.{attempt}  an attempt's error
     {job}/{stage}/manifest            written by the driver once every task committed
+    {job}/lease                       the running driver's heartbeat (runtime/lease.py)
 
 A commit record and a manifest are a 4-byte header length, a JSON header,
 then raw bytes (an inline result, or the inline results of a stage).
 """
 from __future__ import annotations
 
+import calendar
 import json
 import struct
 import time
@@ -28,11 +30,17 @@ def new_job_id() -> str:
 
 
 def job_time(job: str) -> float | None:
-    """The creation time encoded in a job id, or None for keys that are not jobs."""
+    """The creation time encoded in a job id (seconds since the epoch), or None for keys that are not jobs."""
     try:
-        return time.mktime(time.strptime(job.split("-", 1)[0], "%Y%m%dT%H%M%S")) - time.timezone
+        # The id is UTC: timegm reads it as such. mktime would read it as local time, and
+        # subtracting time.timezone undoes only the standard offset, not daylight saving.
+        return float(calendar.timegm(time.strptime(job.split("-", 1)[0], "%Y%m%dT%H%M%S")))
     except ValueError:
         return None
+
+
+def lease_key(job: str) -> str:
+    return f"{job}/lease"
 
 
 def stage_prefix(job: str, stage: str) -> str:

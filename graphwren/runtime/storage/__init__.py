@@ -3,19 +3,25 @@
 open_store caches one store per URL per process: a forked or spawned child
 never reuses its parent's sockets, because the cache is keyed by os.getpid().
 Opening checks that the store is reachable and fails fast with StorageError.
+check_url only checks the URL's form (no I/O): settings use it to refuse a typo early.
 """
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import threading
 from urllib.parse import urlsplit
 
 from graphwren.errors import StorageError
 from graphwren.runtime.storage.base import Store
 
-__all__ = ["Store", "open_store", "clear_cache", "SCHEMES"]
+__all__ = ["Store", "open_store", "check_url", "clear_cache", "SCHEMES"]
 
 SCHEMES = ("file", "s3", "redis", "rediss")
+_SUPPORTED = "file:///path (or a plain local path), s3://bucket/prefix, redis://host:port/db[?prefix=name]"
+# What a plain path that is really a mistyped URL starts with: 'scheme:' before any '/'.
+_SCHEME_LIKE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(.*)", re.DOTALL)
 
 _cache: dict[tuple, Store] = {}
 _lock = threading.Lock()
@@ -32,9 +38,39 @@ def _cache_key(url: str) -> tuple:
     return (os.getpid(), url, extra)
 
 
-def _open(url: str) -> Store:
+def _suggest(scheme: str, rest: str) -> str:
+    """The URL a mistyped 'scheme:rest' most likely meant."""
+    rest = rest.lstrip("/")
+    return f"{scheme}:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
+
+
+def check_url(url) -> None:
+    """Raise StorageError if url is not a store URL or plain path (form only, no I/O)."""
     if not isinstance(url, str) or not url:
         raise StorageError(f"a store URL must be a non-empty string, got {url!r}")
+    if "://" not in url:
+        # A plain path; but 's3:/bucket/x' or 'redis:host' would silently become a local
+        # folder named 's3:' in the working directory: refuse whatever starts 'word:'.
+        m = _SCHEME_LIKE.fullmatch(url)
+        if m is None or ":" not in url.split("/", 1)[0]:
+            return
+        scheme, rest = m.group(1).lower(), m.group(2)
+        if scheme in SCHEMES:
+            hint = f"did you mean {_suggest(scheme, rest)!r}?"
+        else:
+            close = difflib.get_close_matches(scheme, SCHEMES, n=1, cutoff=0.5)
+            hint = (f"did you mean {_suggest(close[0], rest)!r}? " if close else "") + f"supported: {_SUPPORTED}"
+        raise StorageError(f"store URL {url!r} looks like a mistyped URL (scheme {scheme!r} without '//'); "
+                           f"{hint} (for a local folder of that name write './{url}')")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        close = difflib.get_close_matches(scheme, SCHEMES, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]}://?)" if close else ""
+        raise StorageError(f"unsupported store URL scheme {scheme!r} in {url!r}{hint}; supported: {_SUPPORTED}")
+
+
+def _open(url: str) -> Store:
+    check_url(url)
     if "://" not in url:  # a plain local path
         from graphwren.runtime.storage.file import FileStore
 
@@ -62,10 +98,7 @@ def _open(url: str) -> Store:
         from graphwren.runtime.storage.redis import RedisStore
 
         return RedisStore(url)
-    raise StorageError(
-        f"unsupported store URL scheme {parts.scheme!r} in {url!r}; supported: "
-        "file:// (or a plain local path), s3://bucket/prefix, redis://host:port/db[?prefix=name]"
-    )
+    raise AssertionError(f"check_url let {url!r} through")  # SCHEMES and the branches above agree
 
 
 def open_store(url: str) -> Store:

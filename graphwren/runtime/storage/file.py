@@ -16,6 +16,15 @@ thread: on filesystems mounted with ``discard`` unlinking a GB of shuffle
 files takes seconds, which the caller should not wait for. Python joins
 that thread at exit, so the files are gone when the process is.
 
+Interrupted deletions (a process killed before its background unlinks ended)
+leave '.gwtmp-trash-*' directories at the root; sweep_trash removes those old
+enough that no deleter can still be at work on them (`graphwren clean` calls it).
+
+Files are created 0600 and directories 0700 whatever the umask, since task
+data is the user's alone, and a store root owned by another user or writable
+by group or others is refused: whoever can write there could plant the
+pickles this user's workers load.
+
 Values are not fsync'ed: the store survives process crashes (the page cache
 is the kernel's), not power loss. That is the right trade for intermediate
 task data on the hot path.
@@ -28,12 +37,16 @@ import os
 import shutil
 import stat
 import threading
+import time
 
 from graphwren.errors import MissingKey, StorageError
 from graphwren.runtime.storage.base import Store
 
 TMP_MARKER = ".gwtmp-"
 TRASH = TMP_MARKER + "trash-"
+TRASH_AGE = 60.0     # seconds after which a trash directory nobody touches counts as abandoned
+FILE_MODE = 0o600    # os.open and mkdir modes: the umask can only narrow them
+DIR_MODE = 0o700
 _trash = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gw-trash")
 
 _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -71,11 +84,12 @@ class FileStore(Store):
     def __init__(self, root: str, url: str | None = None):
         root = os.path.abspath(os.path.expanduser(root))
         try:
-            os.makedirs(root, exist_ok=True)
+            os.makedirs(root, mode=DIR_MODE, exist_ok=True)
         except OSError as e:
             raise StorageError(f"cannot create store directory {root!r}: {e}") from e
         if not os.path.isdir(root):
             raise StorageError(f"store root {root!r} is not a directory")
+        _check_root(root)
         if not os.access(root, os.W_OK | os.X_OK):
             raise StorageError(f"store directory {root!r} is not writable")
         self.root = root
@@ -101,22 +115,35 @@ class FileStore(Store):
             self._makedirs(directory)
         name = f"{directory}/{TMP_MARKER}{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
         try:
-            return name, os.open(name, _O_WRITE, 0o666)
+            return name, os.open(name, _O_WRITE, FILE_MODE)
         except FileNotFoundError:
             # The directory went away (delete() prunes empty directories): recreate once.
             self._dirs.discard(directory)
             self._makedirs(directory)
-            return name, os.open(name, _O_WRITE, 0o666)
+            return name, os.open(name, _O_WRITE, FILE_MODE)
 
     def _makedirs(self, directory: str) -> None:
+        # Not os.makedirs: it gives its mode to the last directory only, the rest get 0777 - umask.
         try:
-            os.makedirs(directory, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as e:
-            raise StorageError(
-                f"cannot create {directory!r}: a key is in the way (a key cannot be both "
-                f"a value and a prefix of other keys in a file store)"
-            ) from e
+            try:
+                os.mkdir(directory, DIR_MODE)
+            except FileNotFoundError:
+                parent = directory.rpartition("/")[0]
+                if len(parent) <= len(self.root):
+                    raise StorageError(f"store root {self.root!r} is gone") from None
+                self._makedirs(parent)
+                os.mkdir(directory, DIR_MODE)
+        except FileExistsError as e:
+            if not os.path.isdir(directory):
+                raise self._in_the_way(directory) from e
+        except NotADirectoryError as e:
+            raise self._in_the_way(directory) from e
         self._dirs.add(directory)
+
+    @staticmethod
+    def _in_the_way(directory: str) -> StorageError:
+        return StorageError(f"cannot create {directory!r}: a key is in the way (a key cannot be both "
+                            f"a value and a prefix of other keys in a file store)")
 
     def _write_tmp(self, path: str, data: bytes) -> str:
         directory = path.rpartition("/")[0]
@@ -273,8 +300,51 @@ class FileStore(Store):
         _trash.submit(shutil.rmtree, trash, True)
         return count
 
+    def sweep_trash(self, older_than: float = TRASH_AGE, now: float | None = None) -> list[tuple[str, float]]:
+        """Remove interrupted deletions untouched for older_than seconds: [(name, age)]."""
+        now = time.time() if now is None else now
+        swept = []
+        with os.scandir(self.root) as it:
+            entries = [e for e in it if e.name.startswith(TRASH) and e.is_dir(follow_symlinks=False)]
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # its deleter just finished
+            # rename sets ctime, unlinks inside set mtime: a deleter at work keeps it young. Two
+            # rmtrees of one tree are harmless (both ignore errors); waiting only saves the work.
+            age = now - max(st.st_mtime, st.st_ctime)
+            if age > older_than:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                swept.append((entry.name, age))
+        return swept
+
     def close(self) -> None:
         self.closed = True
+
+
+def _check_root(root: str) -> None:
+    """Refuse a root another user owns or others may write: they could plant our pickles."""
+    st = os.stat(root)
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        raise StorageError(f"store root {root!r} is owned by {_user(st.st_uid)}, not by you, "
+                           f"{_user(uid)}: refusing to use it (its owner could plant data "
+                           f"your tasks would load); choose a directory of your own")
+    writers = [who for bit, who in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others")) if st.st_mode & bit]
+    if writers:
+        raise StorageError(f"store root {root!r} has mode {stat.S_IMODE(st.st_mode):04o}, writable by "
+                           f"{' and '.join(writers)}: refusing to use it (they could plant data your "
+                           f"tasks would load); run chmod go-w {root!r} or choose another directory")
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def _isreg(st) -> bool:
