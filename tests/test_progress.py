@@ -81,6 +81,23 @@ def test_the_bar_counts_every_task_of_every_stage_on_the_stream():
     assert "compute" in text and "6/6" in text, text
 
 
+def test_a_terminal_that_reports_no_size_still_gets_a_bar():
+    import os
+    import pty
+    master, slave = pty.openpty()          # a new pseudo-terminal is 0x0 until its size is set
+    try:
+        with os.fdopen(slave, "w") as stream:
+            bar = progress.JobProgress(two_stage_plan(), "J", "compute", progress.BAR, delay=0, stream=stream)
+            bar.update(4, "0-stage")
+            bar.update(2, "1-stage")
+            bar.close()
+            stream.flush()
+            out = os.read(master, 65536)
+    finally:
+        os.close(master)
+    assert b"compute" in out and b"6/6" in out, out
+
+
 def test_a_silent_job_writes_nothing(monkeypatch):
     monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
     stream = TTY()
@@ -202,3 +219,55 @@ def test_the_driver_says_a_job_on_another_thread_is_in_the_background(tmp_path, 
     thread.start()
     thread.join()
     assert modes == {"main": progress.BAR, "thread": progress.SILENT}
+
+
+# -- a real REPL on a pseudo-terminal -------------------------------------------------------------------
+REPL_SESSION = """\
+import time, graphwren as gw
+def slow(x):
+    time.sleep(0.05)
+    return x
+
+gw.bag.range(20, npartitions=4).map(slow).sum().compute(progress_delay=0)
+print("END" + "-FG")
+ex = gw.Executor(progress_delay=0); fs = ex.map(slow, range(8), chunksize=1)
+print(sum(gw.get_all_results(fs)), "END" + "-BG")
+exit()
+"""
+
+
+def test_in_a_real_repl_compute_draws_a_bar_and_a_background_map_draws_none(tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHWREN_")}
+    env.update(PYTHONPATH=root, GRAPHWREN_STORAGE=f"file://{tmp_path}/s", GRAPHWREN_WORKERS="2", TERM="dumb")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))   # a terminal's size
+    proc = subprocess.Popen([sys.executable, "-q", "-i"], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=tmp_path, close_fds=True)
+    os.close(slave)
+    os.write(master, REPL_SESSION.encode())
+    out = b""
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the REPL exited and closed its side
+                break
+            out += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert "END-FG" in text and "28 END-BG" in text, text
+    foreground, background = text.split("END-FG", 1)
+    assert "5/5" in foreground and "task/s" in foreground, foreground       # compute() blocks: its bar shows
+    assert "map(slow):" not in background and "task/s" not in background, background  # nothing over the prompt

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 import threading
 import time
@@ -72,6 +73,14 @@ def _isatty(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+def _has_size(stream) -> bool:
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real file: let tqdm decide
+        return True
+    return size.columns > 0 and size.lines > 0
 
 
 class JobProgress:
@@ -170,9 +179,12 @@ class JobProgress:
             from tqdm.std import tqdm as bar
         else:
             return None
+        size = {}
+        if self.mode == BAR and not _has_size(stream):
+            size = {"ncols": 80, "nrows": 24}  # a terminal reporting 0x0 (some ptys): tqdm would draw nothing
         # The finished bar stays, with the job's time; a job done within the delay never shows one.
         return bar(total=self.total, desc=self.description, unit="task", leave=True, delay=self.delay,
-                   file=stream, dynamic_ncols=self.mode == BAR)
+                   file=stream, dynamic_ncols=self.mode == BAR and not size, **size)
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(min(1.0, max(0.05, self.log_every))):
