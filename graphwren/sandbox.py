@@ -35,6 +35,7 @@ BUCKETS = ("bucket",)          # the bucket the README's snippets read and write
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto checks none
 INSTALL_HINT = "pip install 'graphwren[sandbox]'"
+_SHADOWING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
 
 
 class SandboxError(GraphwrenError):
@@ -153,8 +154,9 @@ class Sandbox:
                 "REDIS_URL": self.redis_url}
 
     def exports(self) -> str:
-        """The env as ``export NAME=value`` lines for a POSIX shell."""
-        return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env.items())
+        """The env as ``export NAME=value`` lines for a POSIX shell (after unsetting what would shadow it)."""
+        return "\n".join([f"unset {' '.join(_SHADOWING)}"]
+                         + [f"export {k}={shlex.quote(v)}" for k, v in self.env.items()])
 
     def start(self) -> "Sandbox":
         redis = _check_installed()
@@ -180,12 +182,12 @@ class Sandbox:
         return self
 
     def _make_buckets(self) -> None:
-        import boto3
-        s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=REGION,
-                          aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        # A plain CreateBucket PUT: moto checks no signature, and boto3 would read the user's
+        # AWS_PROFILE and config files, which have nothing to do with the sandbox.
         for bucket in self.buckets:
-            s3.create_bucket(Bucket=bucket)
+            request = urllib.request.Request(f"{self.s3_endpoint}/{bucket}", data=b"", method="PUT")
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                resp.read()
 
     def stop(self) -> None:
         """Stop both servers and remove their files; safe to call twice."""
@@ -224,7 +226,9 @@ def run(command: list[str] | None = None, out=None, err=None) -> int:
         with Sandbox() as sb:
             if command:
                 try:
-                    return subprocess.run(command, env={**os.environ, **sb.env}).returncode
+                    # A named profile or session token would win over the sandbox's keys in boto3.
+                    env = {k: v for k, v in os.environ.items() if k not in _SHADOWING}
+                    return subprocess.run(command, env={**env, **sb.env}).returncode
                 except FileNotFoundError:
                     raise SandboxError(f"no such command: {command[0]!r}") from None
             print(sb.exports(), file=out, flush=True)
