@@ -251,6 +251,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print graphwren's version")
     p.set_defaults(func=_version)
 
+    p = sub.add_parser("sandbox", help="a local S3 endpoint and Redis on loopback for the README's snippets",
+                       description="Start moto's S3 server and a redis-server on free loopback ports, print "
+                                   "the shell exports that point graphwren at them, and stop both on Ctrl-C. "
+                                   "With a COMMAND, run it with those exports and stop when it ends.")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="run this, then stop")
+    p.set_defaults(func=lambda a: __import__("graphwren.sandbox", fromlist=["run"]).run(a.command))
+
     try:
         from .aws import cli as aws_cli
     except ImportError:

@@ -6,7 +6,6 @@ Tasks run in the shared local worker pool; nothing here asserts timing.
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
 import signal
 import threading
@@ -19,7 +18,6 @@ import graphwren as gw
 from graphwren import config
 from graphwren.errors import StorageError
 from graphwren.runtime import records
-from graphwren.runtime.driver import Driver
 from graphwren.runtime.storage import open_store
 
 
@@ -306,30 +304,6 @@ def test_worker_killed_from_outside(tmp_path):
     assert pid in ex.driver.backend.worker_pids()
     os.kill(pid, signal.SIGKILL)
     assert gw.get_all_results(f) == [0, 1, 2, 3]
-
-
-# -- progress bar decision ----------------------------------------------------------------------
-class _FakeStderr(io.StringIO):
-    def __init__(self, tty):
-        super().__init__()
-        self._tty = tty
-
-    def isatty(self):
-        return self._tty
-
-
-@pytest.mark.parametrize("tty,progress,enabled", [(False, True, False), (True, True, True), (True, False, False)])
-def test_progress_bar_only_on_a_tty_when_enabled(tmp_path, monkeypatch, tty, progress, enabled):
-    settings = config.resolve({"storage": f"file://{tmp_path}/s", "progress": progress})
-    driver = Driver(settings, backend=object())
-    monkeypatch.setattr("sys.stderr", _FakeStderr(tty))
-    bar = driver._progress_bar(10, "job")
-    try:
-        assert bar.disable is (not enabled)
-        if enabled:
-            assert bar.delay == settings["progress_delay"]   # only jobs that last that long show it
-    finally:
-        bar.close()
 
 
 # -- settings -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 from .. import config
 from ..planner import bag_expr as e
+from ..planner import offline
 from ..planner import bag_tasks as t
 from ..planner.bag_io import WriteText, output_targets
 from ..planner.bag_tables import WriteParquet
@@ -234,13 +235,16 @@ class Bag:
     def explain(self, **settings) -> str:
         """What will run, before paying for it: logical, optimized and physical plans."""
         settings = config.resolve(settings)
-        optimized = optimize(self.expr)
-        plan = lower(optimized, settings)
-        return render_explain(self.expr.tree(), fused_view(optimized).tree(), plan, settings["storage"])
+        notes: list[str] = []
+        with offline.planning():  # no listing, sizes or footers of remote files: no credentials needed
+            optimized = optimize(self.expr)
+            plan = lower(optimized, settings, notes=notes)
+            return render_explain(self.expr.tree(), fused_view(optimized).tree(), plan, settings["storage"], notes)
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
-        plan = lower(optimize(self.expr), config.resolve(settings))
+        with offline.planning():
+            plan = lower(optimize(self.expr), config.resolve(settings))
         lines = ["digraph stages {", "  rankdir=LR; node [shape=box];"]
         for s in plan.stages:
             lines.append(f'  "{s.name}" [label="{s.label}\\n{s.ntasks} tasks"];')

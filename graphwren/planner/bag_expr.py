@@ -12,6 +12,7 @@ import concurrent.futures
 import functools
 
 from . import bag_tasks as t
+from . import offline
 from .expr import Expr, funcname
 
 no_default = t.no_default
@@ -47,6 +48,9 @@ class BagExpr(Expr):
         """
         frame = self.operands[0] if self.operands else None
         return frame.projected_bytes if isinstance(frame, BagExpr) else None
+
+    #: True for a source whose size explain() left unread (remote files): see planner.offline.
+    size_unread = False
 
 
 # -- sources -------------------------------------------------------------------
@@ -111,11 +115,26 @@ class ReadText(BagExpr):
         return text_splits(self.urlpath, self.blocksize, self.compression)
 
     @property
+    def unlisted(self) -> bool:
+        """True while explain() plans over remote files it has not listed (see planner.offline)."""
+        return "splits" not in self.__dict__ and offline.skips(self.urlpath)
+
+    size_unread = unlisted
+
+    @property
     def npartitions(self):
+        if self.unlisted:
+            from .bag_io import infer_compression
+            # Known without a listing only for plain paths read whole: one block per file.
+            paths = offline.paths_of(self.urlpath)
+            whole = self.blocksize is None or all(infer_compression(p, self.compression) for p in paths)
+            return offline.UNKNOWN if any(map(offline.has_glob, paths)) or not whole else len(paths)
         return len(self.splits)
 
     @property
     def projected_bytes(self):
+        if self.unlisted:
+            return None
         return sum(s[3] - s[2] for s in self.splits)
 
 
@@ -128,7 +147,20 @@ class ReadParquet(BagExpr):
         return expand(self.urlpath, "read_parquet")
 
     @property
+    def unlisted(self) -> bool:
+        """True while explain() plans over remote files it has not listed (see planner.offline)."""
+        return "files" not in self.__dict__ and offline.skips(self.urlpath)
+
+    @property
+    def size_unread(self) -> bool:
+        """True while explain() plans over remote files whose footers it has not read."""
+        return "footers" not in self.__dict__ and offline.skips(self.urlpath)
+
+    @property
     def npartitions(self):
+        if self.unlisted:
+            paths = offline.paths_of(self.urlpath)
+            return offline.UNKNOWN if any(map(offline.has_glob, paths)) else len(paths)
         return len(self.files)
 
     @functools.cached_property
@@ -140,11 +172,17 @@ class ReadParquet(BagExpr):
 
     @property
     def projected_bytes(self):
+        if self.size_unread:
+            return None
         return sum(m.row_group(g).total_byte_size for m in self.footers for g in range(m.num_row_groups))
 
-    @functools.cached_property
+    @property
     def schema(self):
-        """The files' one Arrow schema (of ``columns``), or None when files disagree."""
+        """The files' one Arrow schema (of ``columns``), None when files disagree, UNREAD in explain()."""
+        return offline.UNREAD if self.size_unread else self._schema
+
+    @functools.cached_property
+    def _schema(self):
         from .bag_tables import common_schema
         return common_schema([m.schema.to_arrow_schema() for m in self.footers], self.columns)
 

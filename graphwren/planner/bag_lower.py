@@ -20,7 +20,7 @@ from . import bag_io
 from . import bag_sort as srt
 from . import bag_tables as tb
 from . import bag_tasks as t
-from . import shuffle_medium
+from . import offline, shuffle_medium
 from .bag_columnar import ColumnarTextBlock, columnar_prefix
 from .bag_expr import (FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
                        Repartition, Shuffle, Sort, TreeReduce, describe_op)
@@ -81,6 +81,14 @@ class Lowering:
         self.data: dict[str, bytes] = {}
         self.memo: dict[str, Pending] = {}
         self.refs = _reference_counts(root)
+        self.notes: list[str] = []   # what explain() should say it did not look at
+
+    def note_unlisted(self, urlpath) -> None:
+        paths = ", ".join(offline.paths_of(urlpath))
+        note = (f"? and 'size unknown': explain() reads no remote storage; compute() lists {paths} "
+                f"and reads the sizes it needs before any task runs")
+        if note not in self.notes:
+            self.notes.append(note)
 
     # -- the walk ------------------------------------------------------------------
     def pending(self, expr: Expr) -> Pending:
@@ -103,13 +111,20 @@ class Lowering:
         if isinstance(expr, Range):
             return Pending([], t.ReadRange(expr.n, expr.nparts), [], expr.nparts, [f"range({expr.n})"])
         if isinstance(expr, ReadText):
+            if expr.unlisted:  # explain(): the blocks are cut when compute() lists the files
+                self.note_unlisted(expr.urlpath)
+                return Pending([], bag_io.ReadTextBlock([], expr.encoding, expr.errors), [], expr.npartitions,
+                               [f"read_text({expr.npartitions} blocks, size unknown)"])
             size = sum(s[3] - s[2] for s in expr.splits)
             return Pending([], bag_io.ReadTextBlock(expr.splits, expr.encoding, expr.errors), [],
                            len(expr.splits), [f"read_text({len(expr.splits)} blocks, {human_bytes(size)})"])
         if isinstance(expr, ReadParquet):
-            return Pending([], tb.ReadParquetTable(expr.files, expr.columns), [], len(expr.files),
-                           [f"read_parquet({len(expr.files)} files)"], "tuple" if expr.as_tuples else "dict",
-                           lambda: expr.schema)
+            if expr.size_unread:
+                self.note_unlisted(expr.urlpath)
+            files = [] if expr.unlisted else expr.files
+            return Pending([], tb.ReadParquetTable(files, expr.columns), [], expr.npartitions,
+                           [f"read_parquet({expr.npartitions} files{', size unknown' if expr.size_unread else ''})"],
+                           "tuple" if expr.as_tuples else "dict", lambda: expr.schema)
         if isinstance(expr, FromArrow):
             offsets = self._ship(expr.name, expr.tables)
             return Pending([], tb.ReadDataTable(expr.name, offsets), [], len(expr.tables),
@@ -155,7 +170,10 @@ class Lowering:
                           [Edge(name, CUSTOM, GroupDeps(n, m))], label=f"tree reduce | {describe_op(combine)}")
             self.stages.append(stage)
             name, n = stage.name, m
-        return Pending([Edge(name, GATHER)], t.ReadInputs(0), [combine], 1, [describe_op(combine)])
+        label = describe_op(combine)
+        if offline.is_unknown(n):  # explain() without a listing: the tree's depth is not known yet
+            label += f" (after {every}-way tree combines if over {every} partitions)"
+        return Pending([Edge(name, GATHER)], t.ReadInputs(0), [combine], 1, [label])
 
     def _repartition(self, up: Pending, n: int) -> Pending:
         m = up.npartitions
@@ -196,12 +214,21 @@ class Lowering:
                                 boundary=f"range partition {by} into {n_out} [{path}]")
         return dataclasses.replace(reduce, inputs=[Edge(name, RANGE)], label=[f"sort {by} [{path}]"])
 
-    @staticmethod
-    def _sort_column(up: Pending, expr: Sort) -> str | None:
+    def _sort_column(self, up: Pending, expr: Sort) -> str | None:
         """The key's column when the sort can run on Arrow tables, else None (Python records)."""
         if up.table is None or expr.key is None or callable(expr.key):
             return None
         schema = up.schema()
+        if schema is offline.UNREAD:  # explain() read no footers: show the path a sort by field takes
+            if up.table == "tuple" and isinstance(expr.key, int) and not isinstance(expr.key, bool):
+                column = f"field {expr.key}"
+            elif up.table == "dict" and isinstance(expr.key, str):
+                column = expr.key
+            else:
+                return None
+            self.notes.append(f"the sort runs columnar if the files agree on one sortable type for "
+                              f"{column!r}; compute() reads their footers to check")
+            return column
         if schema is None:  # partitions disagree on types: Python compares across them
             return None
         column = tb.column_for(expr.key, schema, up.table == "tuple", up.label[0] if up.label else "the input")
@@ -231,7 +258,8 @@ class Lowering:
                       nbuckets=nbuckets, label=label)
         if shuffled is not None:
             projected = functools.cache(lambda: shuffled.projected_bytes)
-            stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, projected)
+            unread = any(getattr(node, "size_unread", False) for node in shuffled.walk())
+            stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, projected, unread)
             if size_always or projected.cache_info().currsize:
                 stage.estimated_bytes = projected()
         self.stages.append(stage)
@@ -246,9 +274,14 @@ def _reference_counts(root: Expr) -> dict[str, int]:
     return refs
 
 
-def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None) -> Plan:
-    """The physical plan computing ``root`` (already optimized); its last stage is the output."""
+def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None, notes: list | None = None) -> Plan:
+    """The physical plan computing ``root`` (already optimized); its last stage is the output.
+
+    ``notes`` collects what explain() should add (sources it did not list, see planner.offline).
+    """
     lowering = Lowering(root, settings)
+    if notes is not None:
+        lowering.notes = notes
     final = lowering.pending(root)
     if ntasks is not None:
         ntasks = min(ntasks, final.npartitions)  # only the first partitions are needed (take)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..runtime.plan import Plan
+from . import offline
 
 
 def human_bytes(n: int | float | None) -> str:
@@ -23,7 +24,8 @@ def stage_table(plan: Plan, default_storage: str) -> str:
     lines = []
     for name in order:
         s = plan.stage(name)
-        head = f"stage {index[name]}: {s.ntasks} task{'s' if s.ntasks != 1 else ''}  {s.label or name}"
+        plural = "s" if s.ntasks != 1 or offline.is_unknown(s.ntasks) else ""
+        head = f"stage {index[name]}: {s.ntasks} task{plural}  {s.label or name}"
         if s.external is not None:
             head += f"  [persisted: job {s.external['job']}]"
         lines.append(head)
@@ -58,11 +60,13 @@ class Explanation(str):
         p.text(str(self))
 
 
-def explain(logical: str, optimized: str, plan: Plan, default_storage: str) -> Explanation:
-    ntasks = sum(s.ntasks for s in plan.stages if s.external is None)
+def explain(logical: str, optimized: str, plan: Plan, default_storage: str, notes=()) -> Explanation:
+    counts = [s.ntasks for s in plan.stages if s.external is None]
+    ntasks = "?" if any(map(offline.is_unknown, counts)) else sum(counts)
     return Explanation(
         "== Logical plan ==\n" + logical + "\n\n"
         "== Optimized plan ==\n" + optimized + "\n\n"
         f"== Physical plan: {len(plan.stages)} stage(s), {ntasks} task(s) ==\n"
         + stage_table(plan, default_storage) + "\n"
+        + "".join(f"note: {n}\n" for n in notes)
     )

@@ -13,11 +13,12 @@ from typing import Callable
 from .explain import human_bytes
 
 
-def choose(settings: dict, projected: Callable[[], int | None]) -> tuple[str | None, str]:
+def choose(settings: dict, projected: Callable[[], int | None], unread: bool = False) -> tuple[str | None, str]:
     """(store URL or None for the job's storage, why) for one shuffle.
 
     ``projected()`` is called only when the choice depends on the size: for
-    parquet it reads every file's footer.
+    parquet it reads every file's footer. ``unread``: explain() left the
+    input's size unread, so compute() makes the choice.
     """
     if settings.get("shuffle_storage"):
         return settings["shuffle_storage"], "shuffle_storage"
@@ -26,6 +27,9 @@ def choose(settings: dict, projected: Callable[[], int | None]) -> tuple[str | N
         return None, ""
     limit = settings["shuffle_redis_limit"]
     projected_bytes = projected()
+    if projected_bytes is None and unread:
+        return None, (f"size unknown until compute: shuffle_redis {redis} if the shuffle projects <= "
+                      f"shuffle_redis_limit {human_bytes(limit)}, else the job's storage")
     if projected_bytes is None:
         return None, "shuffle size unknown, so not shuffle_redis"
     size = f"shuffle ~{human_bytes(projected_bytes)}"

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import statistics
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -122,8 +123,7 @@ class Driver:
         finished: set[str] = set()
         running: dict[str, _StageRun] = {}
         outputs = set(plan.outputs)
-        total = sum(plan.stage(n).ntasks for n in order if plan.stage(n).external is None)
-        bar = self._progress_bar(total, description)
+        bar = self._progress_bar(plan, job, description)
         try:
             for name in order:
                 stage = plan.stage(name)
@@ -152,7 +152,7 @@ class Driver:
                     self._check_lost_and_late(run, lost.get(name, ()))
                     if run.ndone != n_before:
                         progressed = True
-                        bar.update(run.ndone - n_before)
+                        bar.update(run.ndone - n_before, name)
                     if run.complete:
                         self._write_manifest(run)
                         locations[name] = (run.store.url, job, run.stage.ntasks)
@@ -350,8 +350,9 @@ class Driver:
             except Exception as exc:  # noqa: BLE001 - cleanup must not mask the real outcome
                 log.warning("graphwren: could not delete job %s keys in %s: %s", job, store.url, exc)
 
-    def _progress_bar(self, total: int, description: str):
-        from tqdm.auto import tqdm
-        enabled = self.settings["progress"] and sys.stderr.isatty()
-        return tqdm(total=total, desc=description or "graphwren", unit="task", leave=False,
-                    delay=self.settings["progress_delay"], disable=not enabled, file=sys.stderr)
+    def _progress_bar(self, plan: Plan, job: str, description: str):
+        from .progress import job_progress
+        # A job on another thread (Executor.map's) runs behind the caller's back: in a REPL
+        # the prompt is already showing, and progress must not be drawn over it.
+        return job_progress(plan, job, description, self.settings,
+                            background=threading.current_thread() is not threading.main_thread())
