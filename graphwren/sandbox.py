@@ -108,16 +108,22 @@ class _Server:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
-def _redis_answers(port: int) -> bool:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a server, kill it if it lingers, and reap it (bounded)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def redis_answers(port: int) -> bool:
+    """True if a Redis on loopback ``port`` answers PING."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
@@ -172,7 +178,7 @@ class Sandbox:
                              self._workdir)
             self._servers.append(server)
             endpoint = f"http://127.0.0.1:{s3_port}"
-            server.wait_ready(lambda: _redis_answers(redis_port), self.timeout)
+            server.wait_ready(lambda: redis_answers(redis_port), self.timeout)
             moto.wait_ready(lambda: _http_answers(f"{endpoint}/moto-api/"), self.timeout)
             self.s3_endpoint, self.redis_url = endpoint, f"redis://127.0.0.1:{redis_port}/0"
             self._make_buckets()

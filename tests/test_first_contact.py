@@ -17,6 +17,7 @@ import textwrap
 import time
 
 import pytest
+from processes import alive, children_of
 
 RUN_S = 120  # bound on any one interpreter in these tests
 
@@ -129,22 +130,6 @@ def test_shutdown_cancel_futures_stops_the_job(tmp_path, env):
     assert store_left(tmp_path) == []
 
 
-def _children_of(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("where", ["compute", "background"])
 def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
     body = {
@@ -166,7 +151,7 @@ def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
         deadline = time.monotonic() + 30
         workers: list[int] = []
         while time.monotonic() < deadline and not (tmp_path / "store").exists() or len(workers) < 2:
-            workers = _children_of(proc.pid)
+            workers = children_of(proc.pid)
             assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.1)
         time.sleep(1.0)  # the tasks are running
@@ -179,9 +164,9 @@ def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
     assert err.count("KeyboardInterrupt") == 1, err       # one, not one per worker
     assert "Traceback" in err and err.count("Traceback") == 1, err
     deadline = time.monotonic() + 5
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(w) for w in workers)
+    assert not any(alive(w) for w in workers)
     assert store_left(tmp_path) == []
 
 

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from processes import alive
 
 import graphwren as gw
 from graphwren import config
@@ -116,17 +117,9 @@ def test_workers_die_with_their_driver(tmp_path):
         proc.kill()
         proc.wait(timeout=10)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not any(alive(p) for p in pids)
 
 
 def test_blas_threads_are_shared_out_unless_the_user_chose(url, monkeypatch):
