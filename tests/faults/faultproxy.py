@@ -35,12 +35,14 @@ class Rule:
     """Inject ``fault`` into requests of ``classes`` with probability ``p``.
 
     ``start``/``duration`` (seconds after the rules were set) limit it to a window,
-    ``limit`` to that many injections; ``delay`` is how long a "delay" fault holds.
+    ``limit`` to that many injections, ``path`` to requests whose path contains it;
+    ``delay`` is how long a "delay" fault holds.
     """
 
     fault: str
     classes: frozenset = CLASSES
     p: float = 1.0
+    path: str | None = None
     start: float = 0.0
     duration: float | None = None
     limit: int | None = None
@@ -102,12 +104,14 @@ class FaultProxy:
             self.requests: collections.Counter = collections.Counter()
             self.injected: collections.Counter = collections.Counter()
 
-    def decide(self, kind: str) -> Rule | None:
+    def decide(self, kind: str, path: str) -> Rule | None:
         with self._lock:
             self.requests[kind] += 1
             now = time.monotonic() - self._t0
             for rule in self.rules:
                 if kind not in rule.classes or now < rule.start:
+                    continue
+                if rule.path is not None and rule.path not in path:
                     continue
                 if rule.duration is not None and now >= rule.start + rule.duration:
                     continue
@@ -194,7 +198,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _handle(self) -> None:
         proxy = self.owner
         body = self._body()
-        rule = proxy.decide(classify(self.command, self.path))
+        rule = proxy.decide(classify(self.command, self.path), self.path)
         fault = rule.fault if rule else None
         if fault == "drop-request":
             return self._drop()

@@ -68,3 +68,31 @@ def test_jobs_survive_s3_faults(name, s3_endpoint, s3_proxy, fault_bucket, fault
     bad = [o for o in outcomes if o.kind not in ("correct", "clear error") or o.leftovers]
     assert not bad, "\n".join(f"{o.kind} after {o.seconds:.1f}s, leftovers {o.leftovers[:3]}: {o.detail}"
                               for o in bad)
+
+
+# Storage failures only a worker sees. The contract: a transient storage error in a worker
+# is a lost attempt, retried (not a user failure), and a worker that cannot record its
+# outcome is reported by the backend at once (not after task_timeout). task_timeout is
+# set far beyond the bound here, so a silent stall shows up as a hang.
+WORKER_SCENARIOS = {
+    "s3: workers' reads of the stage function fail through all retries, 6 times":
+        [Rule("500", classes={"GET"}, path="/func", limit=6)],
+    "s3: ...and no worker can write an error record":
+        [Rule("500", classes={"GET"}, path="/func", limit=6), Rule("500", classes={"PUT"}, path="/err/")],
+}
+
+
+@pytest.mark.parametrize("name", list(WORKER_SCENARIOS))
+def test_transient_worker_storage_errors_are_lost_attempts(name, s3_endpoint, s3_proxy, fault_bucket,
+                                                           fault_table):
+    url = f"s3://{fault_bucket}/w?endpoint={s3_proxy.url}&timeout=1&connect_timeout=1&retries=2"
+    settings = dict(storage=url, task_timeout=120.0, task_retries=2, progress=False)
+    s3_proxy.set_rules([Rule(**{**r.__dict__, "fired": 0}) for r in WORKER_SCENARIOS[name]], seed=7)
+    out = fk.judge(lambda: fk.bag_job(settings), fk.bag_reference(), 20.0,
+                   lambda: bucket_keys(s3_endpoint, fault_bucket))
+    fault_table.note(name, f"{sum(s3_proxy.injected.values())} faults injected into "
+                           f"{sum(s3_proxy.requests.values())} requests; task_timeout 120 s, bound 20 s")
+    s3_proxy.set_rules([])
+    out.detail = f"[bag frequencies] {out.detail}"
+    fault_table.record(name, out)
+    assert out.kind == "correct" and not out.leftovers, f"{out.kind} after {out.seconds:.1f}s: {out.detail}"
