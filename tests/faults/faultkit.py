@@ -3,6 +3,7 @@ a watchdog, and the judge that files each run under correct / clear error / wron
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import functools
 import os
@@ -57,7 +58,13 @@ def map_reduce_job(settings: dict, timeout: float, work: float = 0.0):
     """Two stages: 12 map tasks, one reduce over all of them."""
     ex = gw.Executor(**settings)
     fn = functools.partial(square, work=work)
-    return ex.map_reduce(fn, range(240), total, chunksize=20).result(timeout=timeout)
+    future = ex.map_reduce(fn, range(240), total, chunksize=20)
+    try:
+        return future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        if future.done():  # the job's own TimeoutError, not our wait running out
+            raise
+        raise Hang(f"no result within {timeout:.0f} s") from None
 
 
 def map_reduce_reference():
@@ -103,8 +110,6 @@ def judge(fn, reference, bound: float, leftovers) -> Outcome:
         got = run_bounded(fn, bound)
     except Hang as exc:
         kind, detail = "hang", str(exc)
-    except TimeoutError as exc:  # a future's result(timeout=...) ran out: the same thing
-        kind, detail = "hang", f"no result within the bound ({exc!r})"
     except GraphwrenError as exc:
         kind, detail = "clear error", f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a library's own error reaching the user is a defect
