@@ -77,7 +77,7 @@ def test_jobs_survive_s3_faults(name, s3_endpoint, s3_proxy, fault_bucket, fault
 WORKER_SCENARIOS = {
     "s3: workers' reads of the stage function fail through all retries, 6 times":
         [Rule("500", classes={"GET"}, path="/func", limit=6)],
-    "s3: ...and no worker can write an error record":
+    "s3: as above, and no worker can write an error record":
         [Rule("500", classes={"GET"}, path="/func", limit=6), Rule("500", classes={"PUT"}, path="/err/")],
 }
 
