@@ -1,4 +1,5 @@
 """Exception types that graphwren itself raises (user exceptions travel unchanged)."""
+from __future__ import annotations
 
 
 class GraphwrenError(Exception):
@@ -6,7 +7,23 @@ class GraphwrenError(Exception):
 
 
 class StorageError(GraphwrenError):
-    """A store could not be opened or reached (bad URL, endpoint down, missing bucket)."""
+    """A store could not be opened or used (bad URL, endpoint down, missing bucket, refused request).
+
+    ``url`` is the store's URL, ``key`` the key or prefix the operation ``op`` was for
+    (None when opening). Keyword-only so that pickling (which replays only the
+    message) restores them from the instance dict.
+    """
+
+    def __init__(self, message: str = "", *, url: str | None = None, key: str | None = None,
+                 op: str | None = None):
+        super().__init__(message)
+        self.url, self.key, self.op = url, key, op
+
+
+class TransientStorageError(StorageError):
+    """A storage request failed in a way that may pass (timeout, dropped connection, 5xx,
+    throttling) and kept failing through every retry. The task did not fail: its attempt
+    was lost, and running it again may succeed."""
 
 
 class MissingKey(GraphwrenError, KeyError):

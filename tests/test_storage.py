@@ -487,3 +487,48 @@ def test_file_store_deleted_job_leaves_no_trash_after_the_background_unlink(tmp_
     _trash.submit(lambda: None).result(timeout=30)   # the one background deleter is done
     assert not [p for p in os.listdir(tmp_path / "del") if p.startswith(TRASH)]
     assert store.sweep_trash(older_than=0) == []
+
+
+# -- timeouts and retries from the URL -------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["timeout=0", "timeout=abc", "retries=-1", "connect_timeout=inf",
+                                    "retries=1.5"])
+def test_bad_retry_options_are_named(option, redis_url, s3_url):
+    for url in (f"{redis_url}?{option}", f"{s3_url}?{option}"):
+        with pytest.raises(StorageError, match=option.split("=")[0]) as e:
+            open_store(url)
+        assert url in str(e.value)
+
+
+def test_retry_options_reach_the_store(redis_store_url, s3_url):
+    for url in (f"{redis_store_url}?timeout=2.5&retries=3&connect_timeout=1",
+                f"{s3_url}?timeout=2.5&retries=3&connect_timeout=1&retry_mode=adaptive"):
+        store = open_store(url)
+        assert (store.policy.timeout, store.policy.retries, store.policy.connect_timeout) == (2.5, 3, 1.0)
+        store.put("k", b"v")
+        assert store.get("k") == b"v" and store.put_if_absent("k", b"w") is False
+        assert store.delete("") == 1
+
+
+def test_s3_unknown_url_options_are_refused(s3_url):
+    with pytest.raises(StorageError, match="unknown option tiemout") as e:
+        open_store(f"{s3_url}?tiemout=1")
+    assert "known: endpoint, connect_timeout, timeout, retries, retry_mode" in str(e.value)
+    with pytest.raises(StorageError, match="bad retry_mode='fast'"):
+        open_store(f"{s3_url}?retry_mode=fast")
+
+
+def test_redis_tokens_of_put_if_absent_go_with_their_values(redis_store_url):
+    import redis
+
+    store = open_store(redis_store_url)
+    assert store.put_if_absent("job/done/0", b"a") is True
+    assert store.put_if_absent("job/done/0", b"b") is False  # a stranger's token does not match
+    assert store.put_if_absent("job/big", BIG) is True
+    assert store.list("") == ["job/big", "job/done/0"]
+    r = redis.Redis.from_url(redis_store_url)
+    assert r.exists("graphwren:t:job/done/0") == 1
+    assert store.delete("job/") == 2
+    assert r.dbsize() == 0
+    r.close()

@@ -7,6 +7,16 @@ tests/test_storage.py, which runs the same contract against all of them.
 from __future__ import annotations
 
 import abc
+import dataclasses
+import functools
+import math
+import random
+import time
+from typing import Callable, TypeVar
+
+from graphwren.errors import MissingKey, StorageError
+
+T = TypeVar("T")
 
 
 class Store(abc.ABC):
@@ -50,3 +60,82 @@ class Store(abc.ABC):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.url!r})"
+
+
+# -- timeouts and retries, shared by the remote stores ----------------------------------
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How long one storage request may wait and how often a failed one is tried again.
+
+    Set per store in its URL (``?timeout=2&connect_timeout=1&retries=8``), so a worker
+    that reopens the store from its URL gets the driver's policy.
+    """
+
+    connect_timeout: float
+    timeout: float  # read / socket timeout of one request
+    retries: int    # attempts after the first
+    backoff_base: float = 0.05
+    backoff_cap: float = 1.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before retry number ``failures`` (1-based): exponential with jitter.
+
+        Equal jitter (half fixed, half random) rather than full jitter: full jitter can
+        draw near-zero waits several times running and give up inside a one-second blip.
+        """
+        step = min(self.backoff_cap, self.backoff_base * 2 ** failures)
+        return step / 2 + random.uniform(0, step / 2)
+
+    @classmethod
+    def from_query(cls, url: str, query: dict[str, list[str]], default: "RetryPolicy") -> "RetryPolicy":
+        """The policy the URL's query asks for; pops graphwren's own options from ``query``."""
+        values = {}
+        for name, kind in (("connect_timeout", float), ("timeout", float), ("retries", int)):
+            raw = query.pop(name, None)
+            if raw is None:
+                continue
+            try:
+                value = kind(raw[-1])
+            except ValueError:
+                value = None
+            if value is None or value < 0 or (kind is float and not 0 < value < math.inf):
+                want = "a whole number >= 0" if kind is int else "a number of seconds > 0"
+                raise StorageError(f"bad {name}={raw[-1]!r} in store URL {url!r}: want {want}", url=url)
+            values[name] = value
+        return dataclasses.replace(default, **values)
+
+
+def retry(call: Callable[[], T], policy: RetryPolicy, transient: Callable[[BaseException], bool]) -> T:
+    """call(), tried again after transient failures, at most ``policy.retries`` more times."""
+    failures = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - transient() decides; the rest re-raise as they are
+            failures += 1
+            if failures > policy.retries or not transient(exc):
+                raise
+            time.sleep(policy.delay(failures))
+
+
+def guarded(op: str):
+    """Make a store method raise StorageError (naming store, key and op) for library errors.
+
+    The store's ``_storage_error(op, key, exc)`` builds the error, or returns None for
+    exceptions that are not storage failures (MissingKey, bad arguments), which pass as
+    they are.
+    """
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded_method(self, key, *args, **kwargs):
+            try:
+                return method(self, key, *args, **kwargs)
+            except (StorageError, MissingKey, ValueError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - _storage_error picks the library's errors
+                err = self._storage_error(op, key, exc)
+                if err is None:
+                    raise
+                raise err from exc
+        return guarded_method
+    return wrap
