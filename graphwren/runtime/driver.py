@@ -271,13 +271,14 @@ class Driver:
         state = run.tasks[task]
         if state.done.get("inline"):
             return codec.decode(state.payload)
-        return codec.decode(run.store.get(records.out_key(run.spec.job, run.stage.name, task, state.done["a"])))
+        key = records.out_key(run.spec.job, run.stage.name, task, state.done["a"], state.done["x"])
+        return codec.decode(run.store.get(key))
 
     def _write_manifest(self, run: _StageRun) -> None:
         entries, blobs, size = [], [], 0
         total_inline = sum(len(s.payload) for s in run.tasks if s.payload is not None)
         for s in run.tasks:
-            entry = {"a": s.done["a"], "o": s.done["o"], "inline": bool(s.done.get("inline"))}
+            entry = {"a": s.done["a"], "x": s.done["x"], "o": s.done["o"], "inline": bool(s.done.get("inline"))}
             if s.payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
                 entry["i"] = [size, size + len(s.payload)]
                 blobs.append(s.payload)

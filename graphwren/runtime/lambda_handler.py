@@ -77,7 +77,7 @@ def _watch(event: dict, fire_in: float, budget: float, finished: threading.Event
     where = f"stage {event.get('stage')} task {event.get('task')} (attempt {event.get('attempt')})"
     try:
         store = open_store(event["store"])
-        key = records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"]))
+        key = records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"]), records.new_nonce())
         store.put(key, capture(exc, where))
     except Exception:  # noqa: BLE001 - nothing more can be done before the kill
         pass

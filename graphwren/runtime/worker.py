@@ -110,13 +110,14 @@ def handle(event: dict) -> dict:
         if ctx is not None and ctx.where:
             where += f" on {ctx.where}"
         try:
-            store.put(records.err_key(job, stage, task, attempt), capture(exc, where))
+            store.put(records.err_key(job, stage, task, attempt, records.new_nonce()), capture(exc, where))
         except Exception:  # noqa: BLE001 - the job is gone (failed and cleaned up): nobody is listening
             pass
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "where": where}
 
 
 def _commit(store, spec: StageSpec, task: int, attempt: int, out) -> bool:
+    """Write this execution's output under its own nonce, then race for the commit record."""
     if spec.nbuckets is not None:
         if not isinstance(out, (list, tuple)) or len(out) != spec.nbuckets:
             raise TypeError(f"a shuffle stage must return {spec.nbuckets} buckets, "
@@ -124,13 +125,20 @@ def _commit(store, spec: StageSpec, task: int, attempt: int, out) -> bool:
         blob, offsets = codec.encode_buckets(list(out))
     else:
         blob, offsets = codec.encode(out), None
-    header = {"a": attempt, "o": offsets, "n": len(blob)}
+    nonce = records.new_nonce()
+    header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob)}
     if len(blob) <= spec.inline_limit:
-        record = records.pack({**header, "inline": True}, blob)
-    else:
-        store.put(records.out_key(spec.job, spec.name, task, attempt), blob)
-        record = records.pack(header)
-    return store.put_if_absent(records.done_key(spec.job, spec.name, task), record)
+        return store.put_if_absent(records.done_key(spec.job, spec.name, task),
+                                   records.pack({**header, "inline": True}, blob))
+    key = records.out_key(spec.job, spec.name, task, attempt, nonce)
+    store.put(key, blob)
+    won = store.put_if_absent(records.done_key(spec.job, spec.name, task), records.pack(header))
+    if not won:
+        try:
+            store.delete(key)   # nobody will ever read a losing execution's output
+        except Exception:  # noqa: BLE001 - the job's cleanup deletes it anyway
+            pass
+    return won
 
 
 def _load_spec(store, job: str, stage: str, fn_hash: str) -> StageSpec:
@@ -184,7 +192,7 @@ def _read_piece(spec: InputSpec, piece: tuple[int, int | None]):
             blob = memoryview(done)[records.header_size(done):]
         blob = blob[lo:hi] if bucket is not None else blob
     else:
-        key = records.out_key(spec.job, spec.stage, up_task, rec["a"])
+        key = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
         blob = open_store(spec.store).get(key, lo, hi)
     return codec.decode(blob)
 

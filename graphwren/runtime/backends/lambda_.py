@@ -293,7 +293,7 @@ class LambdaBackend:
         try:
             from ..storage import open_store
             open_store(event["store"]).put(
-                records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"])),
+                records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"]), records.new_nonce()),
                 capture(err, where))
         except Exception:  # noqa: BLE001 - the driver's task_timeout remains the backstop
             pass
