@@ -34,3 +34,7 @@ class RemoteError(GraphwrenError):
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
         self.remote_traceback = traceback_text
+
+
+class IntegrityError(GraphwrenError):
+    """An object in storage failed its HMAC check: graphwren refused to decode or unpickle it."""

@@ -6,6 +6,10 @@ stage's prefix per poll. A stage starts when every stage it reads has
 committed all its tasks (BSP). Attempts whose worker died or timed out are
 re-invoked; stragglers get one backup copy; the commit rule makes every
 duplicate harmless. Output partitions stream to the caller as they commit.
+
+Each job has its own signing key (``integrity``), made here and sent to the
+workers only inside the events: the driver signs what it uploads and checks
+every record, error and output it reads back before decoding it.
 """
 from __future__ import annotations
 
@@ -19,9 +23,8 @@ from typing import Callable
 import networkx as nx
 
 from ..errors import TaskLost
-from . import codec, records
+from . import codec, integrity, records, remote_errors
 from .plan import Plan, Stage
-from .remote_errors import restore
 from .storage import open_store
 from .worker import InputSpec, StageSpec
 
@@ -41,10 +44,12 @@ class _Task:
 
 
 class _StageRun:
-    def __init__(self, stage: Stage, store, spec: StageSpec):
+    def __init__(self, stage: Stage, store, spec: StageSpec, key: bytes):
         self.stage = stage
         self.store = store
         self.spec = spec
+        self.key = key
+        self.input_keys: dict[str, str] = {}   # persisted jobs this stage reads -> their keys (hex)
         self.fn_hash = None
         self.tasks = [_Task() for _ in range(stage.ntasks)]
         self.ndone = 0
@@ -80,10 +85,13 @@ class Driver:
         keep = self.settings["keep"] if keep is None else keep
         self.timeline = []
         stores = {self.store.url: self.store}
+        key = integrity.new_key()
+        integrity.remember(job, key)   # a kept job's partitions may be read by later jobs of this process
         try:
             for name, blob in plan.data.items():
-                self.store.put(records.data_key(job, name), blob)
-            self._run(plan, job, on_output or (lambda *a: None), stores, description)
+                data = records.data_key(job, name)
+                self.store.put(data, integrity.seal_blocks(key, data, blob))
+            self._run(plan, job, key, on_output or (lambda *a: None), stores, description)
         except BaseException:
             cancel = getattr(self.backend, "cancel", None)
             if cancel is not None:
@@ -96,7 +104,7 @@ class Driver:
         return job
 
     # -- the loop --------------------------------------------------------------
-    def _run(self, plan: Plan, job: str, on_output, stores: dict, description: str) -> None:
+    def _run(self, plan: Plan, job: str, key: bytes, on_output, stores: dict, description: str) -> None:
         graph = plan.graph()
         order = list(nx.topological_sort(graph))
         locations: dict[str, tuple[str, str]] = {}   # stage -> (store url, job) of its outputs
@@ -120,7 +128,7 @@ class Driver:
                     if name in finished or name in running:
                         continue
                     if all(p in finished for p in graph.predecessors(name)):
-                        running[name] = self._start(plan.stage(name), job, locations, stores)
+                        running[name] = self._start(plan.stage(name), job, key, locations, stores)
                 progressed = False
                 lost = self._lost_events(job)
                 for name, run in list(running.items()):
@@ -148,7 +156,7 @@ class Driver:
         finally:
             bar.close()
 
-    def _start(self, stage: Stage, job: str, locations: dict, stores: dict) -> _StageRun:
+    def _start(self, stage: Stage, job: str, key: bytes, locations: dict, stores: dict) -> _StageRun:
         url = stage.storage or self.store.url
         store = stores.get(url) or stores.setdefault(url, open_store(url))
         inputs = [InputSpec(*locations[edge.source][:2], edge.source, locations[edge.source][2],
@@ -157,9 +165,11 @@ class Driver:
                          ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
                          data_store=self.store.url, inline_limit=self.settings["inline_limit"])
         blob, fn_hash = spec.dumps()
-        store.put(records.func_key(job, stage.name), blob)
-        run = _StageRun(stage, store, spec)
+        name = records.func_key(job, stage.name)
+        store.put(name, integrity.seal(key, name, blob))
+        run = _StageRun(stage, store, spec, key)
         run.fn_hash = fn_hash
+        run.input_keys = {i.job: integrity.to_event(integrity.job_key(i.job)) for i in inputs if i.job != job}
         self.timeline.append((time.time(), stage.name, "started"))
         self._invoke(run, range(stage.ntasks))
         return run
@@ -172,8 +182,11 @@ class Driver:
             attempt = state.next_attempt
             state.next_attempt += 1
             state.in_flight[attempt] = now
-            events.append({"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
-                           "task": t, "attempt": attempt, "fn": run.fn_hash})
+            event = {"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
+                     "task": t, "attempt": attempt, "fn": run.fn_hash, "key": integrity.to_event(run.key)}
+            if run.input_keys:
+                event["keys"] = run.input_keys
+            events.append(event)
         self.backend.invoke(events)
 
     def _poll(self, run: _StageRun, is_output: bool, on_output) -> None:
@@ -211,7 +224,7 @@ class Driver:
                 state.user_failures += 1
                 self._invoke(run, [task])
                 continue
-            raise restore(run.store.get(key))
+            raise remote_errors.load(run.store, key, run.key)
 
     def _lost_events(self, job: str) -> dict[str, list[dict]]:
         """Events whose worker died (backends that can tell), by stage."""
@@ -263,37 +276,24 @@ class Driver:
 
     # -- records -----------------------------------------------------------------
     def _read_done(self, run: _StageRun, task: int):
-        blob = run.store.get(records.done_key(run.spec.job, run.stage.name, task))
-        header, payload = records.unpack(blob)
-        return header, (bytes(payload) if header.get("inline") else None)
+        return read_commit(run.store, run.spec.job, run.stage.name, task, run.key)
 
     def _fetch_output(self, run: _StageRun, task: int):
         state = run.tasks[task]
-        if state.done.get("inline"):
-            return codec.decode(state.payload)
-        key = records.out_key(run.spec.job, run.stage.name, task, state.done["a"], state.done["x"])
-        return codec.decode(run.store.get(key))
+        return fetch_output(run.store, run.spec.job, run.stage.name, task, state.done, state.payload, run.key)
 
     def _write_manifest(self, run: _StageRun) -> None:
-        entries, blobs, size = [], [], 0
-        total_inline = sum(len(s.payload) for s in run.tasks if s.payload is not None)
-        for s in run.tasks:
-            entry = {"a": s.done["a"], "x": s.done["x"], "o": s.done["o"], "inline": bool(s.done.get("inline"))}
-            if s.payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
-                entry["i"] = [size, size + len(s.payload)]
-                blobs.append(s.payload)
-                size += len(s.payload)
-            entries.append(entry)
-        run.store.put(records.manifest_key(run.spec.job, run.stage.name),
-                      records.pack({"tasks": entries}, b"".join(blobs)))
+        name = records.manifest_key(run.spec.job, run.stage.name)
+        run.store.put(name, manifest_record(run.key, name, [(s.done, s.payload) for s in run.tasks]))
         for s in run.tasks:
             s.payload = None  # the manifest holds it now; keep driver memory bounded
 
     def _deliver_external(self, stage: Stage, on_output) -> None:
         from .worker import _read_piece  # the same reader the workers use
         spec = InputSpec(stage.external["store"], stage.external["job"], stage.name, stage.ntasks, "gather")
+        key = integrity.job_key(spec.job)
         for t in range(stage.ntasks):
-            on_output(stage.name, t, _read_piece(spec, (t, None)))
+            on_output(stage.name, t, _read_piece(spec, (t, None), key))
 
     # -- helpers -------------------------------------------------------------------
     def _map(self, fn, items):
@@ -302,6 +302,7 @@ class Driver:
         return list(self._fetcher.map(fn, items))
 
     def _cleanup(self, job: str, stores: dict) -> None:
+        integrity.forget(job)
         for store in stores.values():
             try:
                 store.delete(f"{job}/")
@@ -313,3 +314,32 @@ class Driver:
         enabled = self.settings["progress"] and sys.stderr.isatty()
         return tqdm(total=total, desc=description or "graphwren", unit="task", leave=False,
                     delay=self.settings["progress_delay"], disable=not enabled, file=sys.stderr)
+
+
+# -- the commit records and outputs a driver reads, checked against the job's key ---------------
+def read_commit(store, job: str, stage: str, task: int, key: bytes):
+    """(header, inline payload or None) of a task's signed commit record."""
+    name = records.done_key(job, stage, task)
+    header, payload = records.unpack(integrity.unseal(key, name, store.get(name), store.url, "commit record"))
+    return header, (bytes(payload) if header.get("inline") else None)
+
+
+def fetch_output(store, job: str, stage: str, task: int, header: dict, payload, key: bytes):
+    """The partition the commit record names: its inline bytes, or its exact output object."""
+    name = records.out_key(job, stage, task, header["a"], header["x"])
+    blob = payload if header.get("inline") else store.get(name)
+    return codec.decode(integrity.open_segment(key, name, None, blob, store.url))
+
+
+def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]]) -> bytes:
+    """A stage's signed manifest: each task's winning execution, inline results copied in when small."""
+    entries, blobs, size = [], [], 0
+    total_inline = sum(len(p) for _, p in tasks if p is not None)
+    for done, payload in tasks:
+        entry = {"a": done["a"], "x": done["x"], "o": done["o"], "inline": bool(done.get("inline"))}
+        if payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
+            entry["i"] = [size, size + len(payload)]
+            blobs.append(payload)
+            size += len(payload)
+        entries.append(entry)
+    return integrity.seal(key, name, records.pack({"tasks": entries}, b"".join(blobs)))

@@ -29,8 +29,7 @@ import threading
 import time
 
 from ...errors import GraphwrenError
-from .. import records
-from ..remote_errors import capture
+from .. import integrity, records, remote_errors
 
 MAX_PAYLOAD = 256 * 1024          # far below Lambda's async limit (1 MB); ours are ~200 bytes
 THROTTLE_CODES = {"TooManyRequestsException", "ThrottlingException", "Throttling",
@@ -292,9 +291,8 @@ class LambdaBackend:
         where = f"stage {event['stage']} task {event['task']} (attempt {event['attempt']}), invoking Lambda"
         try:
             from ..storage import open_store
-            open_store(event["store"]).put(
-                records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"]), records.new_nonce()),
-                capture(err, where))
+            remote_errors.record(open_store(event["store"]), integrity.from_event(event.get("key")), event["job"],
+                                 event["stage"], int(event["task"]), int(event["attempt"]), err, where)
         except Exception:  # noqa: BLE001 - the driver's task_timeout remains the backstop
             pass
         self._release([(event["store"], event["job"], event["stage"], int(event["task"]), int(event["attempt"]))])
