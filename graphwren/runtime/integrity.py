@@ -187,25 +187,26 @@ def _block_ident(name: str, i: int, last: bool) -> str:
     return f"{name}#{i}{'$' if last else ''}"   # the last block says so: truncation is caught
 
 
-def seal_blocks(key: bytes, name: str, data) -> bytes:
-    """Data as BLOCK-byte blocks, each followed by its tag (empty data: one empty last block)."""
+def seal_blocks(key: bytes, name: str, data, block_size: int = BLOCK) -> bytes:
+    """Data as ``block_size``-byte blocks, each followed by its tag (empty data: one empty last block)."""
     view = memoryview(data)
-    nblocks = max(1, -(-len(view) // BLOCK))
+    nblocks = max(1, -(-len(view) // block_size))
     parts = []
     for i in range(nblocks):
-        block = view[i * BLOCK:(i + 1) * BLOCK]
+        block = view[i * block_size:(i + 1) * block_size]
         parts += (block, tag(key, _block_ident(name, i, i == nblocks - 1), block))
     return b"".join(parts)
 
 
-def read_blocks(store, name: str, key: bytes, start: int | None = None, end: int | None = None) -> bytes:
+def read_blocks(store, name: str, key: bytes, start: int | None = None, end: int | None = None,
+                block_size: int = BLOCK) -> bytes:
     """Bytes [start, end) of data ``seal_blocks`` wrote, reading and checking only the blocks they span."""
     start = start or 0
     if end is not None and end <= start:
         return b""
-    size = BLOCK + TAG_SIZE
-    first = start // BLOCK
-    raw = memoryview(store.get(name, first * size, None if end is None else -(-end // BLOCK) * size))
+    size = block_size + TAG_SIZE
+    first = start // block_size
+    raw = memoryview(store.get(name, first * size, None if end is None else -(-end // block_size) * size))
     pieces, last_seen, i = [], False, first
     for pos in range(0, len(raw), size):
         chunk = raw[pos:pos + size]
@@ -216,8 +217,8 @@ def read_blocks(store, name: str, key: bytes, start: int | None = None, end: int
             last_seen = True
         else:
             raise _refuse("data block", f"{name}#{i}", store.url, "bad tag")
-        lo = max(0, start - i * BLOCK)
-        hi = len(block) if end is None else min(len(block), end - i * BLOCK)
+        lo = max(0, start - i * block_size)
+        hi = len(block) if end is None else min(len(block), end - i * block_size)
         if hi > lo:
             pieces.append(block[lo:hi])
         i += 1
@@ -225,7 +226,7 @@ def read_blocks(store, name: str, key: bytes, start: int | None = None, end: int
             if pos + size < len(raw):
                 raise _refuse("data", name, store.url, "bytes follow its last block")
             break
-    if not last_seen and (end is None or i * BLOCK < end):
+    if not last_seen and (end is None or i * block_size < end):
         raise _refuse("data", name, store.url,
                       f"truncated: it ends before {'its last block' if end is None else f'byte {end}'}")
     return b"".join(pieces)

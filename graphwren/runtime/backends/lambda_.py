@@ -40,6 +40,9 @@ TRANSIENT_CODES = {"ServiceException", "ServiceUnavailableException", "InternalF
 RETRY_SECONDS = 300.0             # longest we keep retrying one throttled invocation
 BACKOFF_BASE, BACKOFF_MAX = 0.02, 5.0
 SEND_THREADS = 32
+# The local Lambda emulator (graphwren.aws.emulator) answers only requests carrying its token.
+TOKEN_ENV = "GRAPHWREN_LAMBDA_TOKEN"
+TOKEN_HEADER = "X-Graphwren-Token"
 
 
 class LambdaSetupError(GraphwrenError):
@@ -53,6 +56,13 @@ class LambdaInvokeError(GraphwrenError):
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _checked: dict[tuple, dict] = {}    # (endpoint, region, function) -> ping answer
+
+
+def send_token(client, token: str) -> None:
+    """Make every request of a boto3 Lambda client carry the local emulator's token."""
+    def add(request, **_):
+        request.headers[TOKEN_HEADER] = token
+    client.meta.events.register("before-sign.lambda", add)
 
 
 def _send_pool() -> concurrent.futures.ThreadPoolExecutor:
@@ -114,7 +124,11 @@ class LambdaBackend:
         self.region = region
         config = Config(max_pool_connections=SEND_THREADS + 4, retries={"total_max_attempts": 1, "mode": "standard"},
                         connect_timeout=5, read_timeout=max(70, self.task_timeout + 10), tcp_keepalive=True)
-        return session.client("lambda", region_name=region, endpoint_url=self.endpoint, config=config)
+        client = session.client("lambda", region_name=region, endpoint_url=self.endpoint, config=config)
+        token = os.environ.get(TOKEN_ENV)
+        if token:
+            send_token(client, token)
+        return client
 
     def _where(self) -> str:
         return f"{self.function!r}" + (f" at {self.endpoint}" if self.endpoint else
