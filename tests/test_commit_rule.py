@@ -14,12 +14,16 @@ import threading
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graphwren as gw
 from graphwren import config
-from graphwren.runtime import worker
-from graphwren.runtime.driver import Driver
+from graphwren.runtime import integrity, records, worker
+from graphwren.runtime.driver import Driver, fetch_output, manifest_record, read_commit
+from graphwren.runtime.plan import ALL_TO_ALL
 from graphwren.runtime.storage import open_store
+from graphwren.runtime.worker import InputSpec
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -157,3 +161,47 @@ def test_every_event_run_twice_in_threads(store_url, inline_limit, concurrent):
     # every delivery committed or lost the race cleanly; per task, exactly one won
     assert all(r["ok"] for r in backend.results), [r for r in backend.results if not r["ok"]]
     assert sum(r["committed"] for r in backend.results) == sum(s.ntasks for s in plan.stages)
+
+
+# -- the commit rule as a property: any interleaving of N deliveries' steps ------------------------
+records_st = st.lists(st.one_of(st.integers(-2**70, 2**70), st.text(max_size=4),
+                                st.tuples(st.integers(), st.booleans())), max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), n=st.integers(2, 4), nbuckets=st.sampled_from([None, 1, 3]),
+       inline=st.booleans(), via_manifest=st.booleans())
+def test_any_interleaving_of_puts_and_commits_has_one_winner(store_url, data, n, nbuckets, inline, via_manifest):
+    """Each delivery puts its output, then races for the commit; readers see the winner's bytes only."""
+    store = open_store(store_url)
+    job, key = records.new_job_id(), integrity.new_key()
+    spec = worker.StageSpec(name="s", label="s", fn=None, ntasks=1, nbuckets=nbuckets, inputs=[], job=job,
+                            data_store=store_url, inline_limit=1 << 20 if inline else 0)
+    outs = [data.draw(records_st) if nbuckets is None else [data.draw(records_st) for _ in range(nbuckets)]
+            for _ in range(n)]
+    attempts = [data.draw(st.integers(0, 1)) for _ in range(n)]   # duplicates share an attempt number
+    steps = data.draw(st.permutations([i for i in range(n) for _ in range(2)]))
+    written, won, first_to_commit = {}, {}, None
+    for i in steps:
+        if i not in written:
+            written[i] = worker._write_output(store, spec, 0, attempts[i], outs[i], key)
+        else:
+            won[i] = worker._publish(store, spec, 0, written[i])
+            first_to_commit = i if first_to_commit is None else first_to_commit
+    assert sum(won.values()) == 1 and won[first_to_commit]
+    w = first_to_commit
+
+    header, payload = read_commit(store, job, "s", 0, key)
+    assert header["a"] == attempts[w]
+    name = records.manifest_key(job, "s")
+    store.put(name, manifest_record(key, name, [(header, payload if via_manifest else None)]))
+    edge = InputSpec(store_url, job, "s", 1, ALL_TO_ALL)
+    if nbuckets is None:
+        assert fetch_output(store, job, "s", 0, header, payload, key) == outs[w]
+        assert worker._read_piece(edge, (0, None), key) == outs[w]
+    else:
+        assert [worker._read_piece(edge, (0, r), key) for r in range(nbuckets)] == outs[w]
+    # the losers' output objects are gone; the winner's is the one the record names
+    left = store.list(f"{job}/s/out/")
+    assert left == ([] if header.get("inline") else [records.out_key(job, "s", 0, attempts[w], header["x"])])
+    store.delete(f"{job}/")

@@ -62,7 +62,7 @@ from ..errors import IntegrityError
 
 KEY_SIZE = 32
 TAG_SIZE = 32
-BLOCK = 64 * 1024     # bytes of uploaded data per tag: a ranged read checks whole blocks
+BLOCK = 16 * 1024     # bytes of uploaded data per tag: a ranged read reads and checks whole blocks
 ALIGN = 64            # output buckets keep codec.BUCKET_ALIGN alignment with their tag appended
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
 _LEN = struct.Struct("<I")
@@ -200,13 +200,23 @@ def seal_blocks(key: bytes, name: str, data, block_size: int = BLOCK) -> bytes:
 
 def read_blocks(store, name: str, key: bytes, start: int | None = None, end: int | None = None,
                 block_size: int = BLOCK) -> bytes:
-    """Bytes [start, end) of data ``seal_blocks`` wrote, reading and checking only the blocks they span."""
+    """Bytes [start, end) of data ``seal_blocks`` wrote, reading and checking only the blocks they span.
+
+    Like a store's ranged read, ``end`` past the data is clamped; ``start`` must not lie beyond it.
+    """
     start = start or 0
     if end is not None and end <= start:
         return b""
     size = block_size + TAG_SIZE
     first = start // block_size
     raw = memoryview(store.get(name, first * size, None if end is None else -(-end // block_size) * size))
+    if not raw and first > 0:
+        # The range starts right after the data: only the block before it can prove the data ends there.
+        prev = store.get(name, (first - 1) * size, first * size)
+        if len(prev) == size and hmac.compare_digest(prev[-TAG_SIZE:], tag(
+                key, _block_ident(name, first - 1, True), memoryview(prev)[:-TAG_SIZE])):
+            return b""
+        raise _refuse("data", name, store.url, f"truncated: it ends before byte {start}")
     pieces, last_seen, i = [], False, first
     for pos in range(0, len(raw), size):
         chunk = raw[pos:pos + size]
