@@ -42,12 +42,16 @@ record with garbage, which fails the job with ``IntegrityError`` rather than
 changing its answer.
 
 Outside this scheme: inputs the user names (files read by ``read_text`` or
-``read_parquet``, arrays loaded from a store URL) are the user's own data and
-are read as such; anyone who can read invocation payloads (the Lambda
-function's event queue, or a local user who can read the driver's or a
-worker's memory) holds the job's key. The key is per job: a persisted job's
-key stays in this process's memory (``remember``) so later jobs here can
-verify its partitions; another process cannot.
+``read_parquet``, arrays loaded from a store URL, which may hold pickles for
+object dtypes) are the user's own data and are read as such. Anyone who can
+read invocation payloads holds the job's key: on AWS, whoever may read the
+function's async event queue, a failure destination or DLQ the user
+configured, or the workers' memory; locally, a user who can read the
+driver's or a worker's memory, or who takes an invocation from one of the
+Lambda emulator's Runtime API ports (loopback, one per worker, not
+authenticated; its Invoke API is, with a token). The key is per job: a
+persisted job's key stays in this process's memory (``remember``) so later
+jobs here can verify its partitions; another process cannot.
 """
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class LambdaBackend:
                 "the Lambda backend found no AWS credentials. Set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or run `aws configure`); for the local Lambda "
                 "endpoint any values do, e.g. `graphwren lambda emulate` plus "
-                "AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:PORT.")
+                "the AWS_ENDPOINT_URL_LAMBDA and GRAPHWREN_LAMBDA_TOKEN it prints.")
         region = session.region_name or os.environ.get("AWS_REGION")
         if region is None:
             raise LambdaSetupError("the Lambda backend found no AWS region: set AWS_DEFAULT_REGION "
