@@ -225,7 +225,8 @@ def read_blocks(store, name: str, key: bytes, start: int | None = None, end: int
     for pos in range(0, len(raw), size):
         chunk = raw[pos:pos + size]
         block, mac = chunk[:-TAG_SIZE], chunk[-TAG_SIZE:]
-        if len(chunk) > TAG_SIZE and hmac.compare_digest(mac, tag(key, _block_ident(name, i, False), block)):
+        # only a full block can be followed by another; a short one must be the last
+        if len(block) == block_size and hmac.compare_digest(mac, tag(key, _block_ident(name, i, False), block)):
             pass
         elif len(chunk) >= TAG_SIZE and hmac.compare_digest(mac, tag(key, _block_ident(name, i, True), block)):
             last_seen = True
