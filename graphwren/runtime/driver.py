@@ -325,10 +325,11 @@ def read_commit(store, job: str, stage: str, task: int, key: bytes):
 
 
 def fetch_output(store, job: str, stage: str, task: int, header: dict, payload, key: bytes):
-    """The partition the commit record names: its inline bytes, or its exact output object."""
+    """The partition the commit record names: its inline bytes (checked with the record), or its exact output object."""
+    if header.get("inline"):
+        return codec.decode(payload)
     name = records.out_key(job, stage, task, header["a"], header["x"])
-    blob = payload if header.get("inline") else store.get(name)
-    return codec.decode(integrity.open_segment(key, name, None, blob, store.url))
+    return codec.decode(integrity.open_segment(key, name, None, store.get(name), store.url))
 
 
 def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]]) -> bytes:

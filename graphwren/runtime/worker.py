@@ -155,15 +155,18 @@ def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: byt
     else:
         blob, offsets = codec.encode(out), None
     nonce = records.new_nonce()
-    name = records.out_key(spec.job, spec.name, task, attempt, nonce)
-    # the tags bind the output's own name: the bytes of one execution never pass for another's
-    blob, offsets = integrity.seal_output(key, name, blob, offsets)
-    header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob)}
     done = records.done_key(spec.job, spec.name, task)
     if len(blob) <= spec.inline_limit:
-        return _Written(integrity.seal(key, done, records.pack({**header, "inline": True}, blob)), None)
+        # the signed commit record (and later the signed manifest) covers an inline result whole
+        header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob), "inline": True}
+        return _Written(integrity.seal(key, done, records.pack(header, blob)), None)
+    name = records.out_key(spec.job, spec.name, task, attempt, nonce)
+    # one tag per bucket, bound to the output's own name: ranged reads check their bucket alone,
+    # and the bytes of one execution never pass for another's
+    blob, offsets = integrity.seal_output(key, name, blob, offsets)
     store.put(name, blob)
-    return _Written(integrity.seal(key, done, records.pack(header)), name)
+    return _Written(integrity.seal(key, done, records.pack({"a": attempt, "x": nonce, "o": offsets,
+                                                            "n": len(blob)})), name)
 
 
 def _publish(store, spec: StageSpec, task: int, written: _Written) -> bool:
@@ -238,19 +241,20 @@ def _read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
         raise ValueError(f"stage {spec.stage!r} task {up_task} wrote {len(offsets) - 1} buckets: "
                          f"a reader must name the bucket it wants")
     lo, hi = (offsets[bucket], offsets[bucket + 1]) if bucket is not None else (None, None)
-    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
     store = open_store(spec.store)
-    if rec.get("inline"):
+    if rec.get("inline"):   # checked with the signed manifest or commit record it rides in
         if rec.get("i") is not None:
             s, e = rec["i"]
             blob = payload[s:e]
         else:
             done = records.done_key(spec.job, spec.stage, up_task)
-            body = integrity.unseal(key, done, store.get(done), store.url, "commit record")
-            blob = body[records.header_size(body):]
-        blob = blob[lo:hi] if bucket is not None else blob
-    else:
-        blob = store.get(name, lo, hi)
+            header, blob = records.unpack(integrity.unseal(key, done, store.get(done), store.url, "commit record"))
+            if header.get("x") != rec["x"]:   # re-created after the manifest named another execution
+                raise IntegrityError(f"commit record {done!r} in {store.url} names execution {header.get('x')}, "
+                                     f"but the stage's manifest names {rec['x']}")
+        return codec.decode(blob[lo:hi] if bucket is not None else blob)
+    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
+    blob = store.get(name, lo, hi)
     return codec.decode(integrity.open_segment(key, name, bucket, blob, store.url))
 
 
