@@ -31,6 +31,7 @@ import cloudpickle  # noqa: E402
 
 import graphwren as gw  # noqa: E402
 from graphwren.aws.emulator import LambdaEmulator  # noqa: E402
+from graphwren.runtime.backends.lambda_ import send_token  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -56,6 +57,7 @@ def raw_invokes(em, n):
     from concurrent.futures import ThreadPoolExecutor
     from botocore.config import Config
     client = boto3.client("lambda", endpoint_url=em.endpoint, config=Config(max_pool_connections=16))
+    send_token(client, em.token)
     name = em.function().name
     fn = em.function()
     before = fn.deliveries
@@ -113,6 +115,7 @@ def main() -> int:
     lines = [" ".join(words[(i + j) % len(words)] for j in range(10)) for i in range(args.lines)]
     results = {"workers": args.workers, "storage": storage.split("://")[0]}
     with LambdaEmulator(workers=args.workers, timeout=300) as em:
+        os.environ.update(em.client_env)   # the endpoint and the token the emulator asks for
         results["emulator"] = raw_invokes(em, args.invokes)
         lam = {"backend": "lambda", "lambda_endpoint": em.endpoint, "storage": storage, "progress": False,
                "lambda_max_workers": 64}

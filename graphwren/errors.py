@@ -59,3 +59,7 @@ class WorkerStartError(GraphwrenError):
 
 class TaskMemoryError(GraphwrenError, MemoryError):
     """A task went over ``max_task_memory`` and was killed before it could exhaust the machine."""
+
+
+class IntegrityError(GraphwrenError):
+    """An object in storage failed its HMAC check: graphwren refused to decode or unpickle it."""

@@ -5,6 +5,7 @@ import pytest
 
 from graphwren import config
 from graphwren.aws.emulator import LambdaEmulator
+from graphwren.runtime.backends.lambda_ import TOKEN_ENV
 
 DUP = "gw-test-duplicates"      # delivers every async event twice
 SHORT = "gw-test-short"         # a 2 s timeout
@@ -25,8 +26,9 @@ def lambda_emulator(s3_endpoint, redis_url):
 
 
 @pytest.fixture
-def lambda_settings(lambda_emulator):
+def lambda_settings(lambda_emulator, monkeypatch):
     """Settings that send every task through boto3 -> the emulator -> awslambdaric -> the handler."""
+    monkeypatch.setenv(TOKEN_ENV, lambda_emulator.token)   # the emulator refuses requests without it
     for fn in lambda_emulator.functions.values():
         fn.errors.clear()
     yield {"backend": "lambda", "lambda_endpoint": lambda_emulator.endpoint,

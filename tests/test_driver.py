@@ -14,7 +14,7 @@ import pytest
 
 from graphwren import config
 from graphwren.errors import TaskLost
-from graphwren.runtime import records, worker
+from graphwren.runtime import integrity, records, worker
 from graphwren.runtime.driver import Driver
 from graphwren.runtime.plan import ALL_TO_ALL, BROADCAST, CUSTOM, GATHER, ONE_TO_ONE, RANGE, Edge, Plan, Stage
 from graphwren.runtime.storage import open_store
@@ -347,8 +347,11 @@ def test_late_attempt_after_commit_does_not_replace_it(tmp_path):
     assert by_stage(out, "s") == [[0, 0], [1, 0]]
     store = open_store(url)
     before = store.get(records.done_key(job, "s", 0))
-    fn_hash = hashlib.sha256(store.get(records.func_key(job, "s"))).hexdigest()[:24]
-    result = worker.handle({"store": url, "job": job, "stage": "s", "task": 0, "attempt": 7, "fn": fn_hash})
+    key = integrity.job_key(job)   # a kept job's key stays in the driver's process
+    func = integrity.unseal(key, records.func_key(job, "s"), store.get(records.func_key(job, "s")), url)
+    fn_hash = hashlib.sha256(func).hexdigest()
+    result = worker.handle({"store": url, "job": job, "stage": "s", "task": 0, "attempt": 7, "fn": fn_hash,
+                            "key": key.hex()})
     assert result == {"ok": True, "committed": False, "recorded": True}
     assert store.get(records.done_key(job, "s", 0)) == before
     store.delete(f"{job}/")

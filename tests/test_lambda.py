@@ -193,7 +193,9 @@ def test_oversized_event_is_refused(lambda_settings, s3_url):
 def test_boto3_sees_lambdas_api_and_error_format(lambda_emulator, s3_url):
     import boto3
     import json
+    from graphwren.runtime.backends.lambda_ import send_token
     client = boto3.client("lambda", endpoint_url=lambda_emulator.endpoint)
+    send_token(client, lambda_emulator.token)
     name = lambda_emulator.function().name
     resp = client.invoke(FunctionName=name, Payload=b'{"graphwren": "ping"}')
     assert resp["StatusCode"] == 200 and "FunctionError" not in resp
@@ -268,8 +270,12 @@ def test_cli_emulate_serves_boto3(s3_endpoint):
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line and "function graphwren-" in line
+        exports = dict(proc.stdout.readline().split()[1].split("=", 1) for _ in range(2))
+        assert exports["AWS_ENDPOINT_URL_LAMBDA"] == f"http://127.0.0.1:{port}"
         import boto3
+        from graphwren.runtime.backends.lambda_ import send_token
         client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}")
+        send_token(client, exports["GRAPHWREN_LAMBDA_TOKEN"])
         resp = client.invoke(FunctionName=line.split("function ")[1].split()[0], Payload=b'{"graphwren": "ping"}')
         assert json.loads(resp["Payload"].read())["graphwren"] == gw.__version__
     finally:

@@ -18,14 +18,22 @@ each talking to its own Runtime API port. The emulator
 * can deliver every async event twice (``duplicate_events``), retry failed
   async events (``async_retries``, as Lambda's default of 2), and inject
   throttling / 5xx answers (``inject``) to test clients;
-* sets ``TCP_NODELAY`` on every socket (without it a warm invoke took 88 ms).
+* sets ``TCP_NODELAY`` on every socket (without it a warm invoke took 88 ms);
+* answers the Invoke API only with its token: a random ``token`` made when
+  it is created, which clients send in the ``X-Graphwren-Token`` header
+  (graphwren's Lambda backend sends ``$GRAPHWREN_LAMBDA_TOKEN``; another
+  boto3 client: ``graphwren.runtime.backends.lambda_.send_token``). Any
+  other local user's request is refused with 403, so nobody else on the
+  machine can run code in the workers or read their functions' settings.
 """
 from __future__ import annotations
 
 import collections
+import hmac
 import http.server
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -36,6 +44,7 @@ import time
 import urllib.parse
 import uuid
 
+from ..runtime.backends.lambda_ import TOKEN_ENV, TOKEN_HEADER
 from . import DEFAULT_MEMORY, HANDLER, function_name
 
 ACCOUNT = "000000000000"
@@ -138,6 +147,7 @@ class _Worker:
             "LAMBDA_TASK_ROOT": os.getcwd(),
         })
         env.update(function.env)
+        env.pop(TOKEN_ENV, None)   # the workers never call the Invoke API
         self.log = open(function.log_path, "ab")
         self.process = subprocess.Popen([function.python, "-m", "awslambdaric", function.handler],
                                         env=env, stdin=subprocess.DEVNULL, stdout=self.log,
@@ -267,6 +277,18 @@ def _error_doc(body: bytes, error_type: str | None) -> dict:
 # --------------------------------------------------------------------------- Invoke API
 
 class _InvokeHandler(_Handler):
+    def _authorized(self) -> bool:
+        """The request carries the emulator's token; otherwise it is answered 403."""
+        em: LambdaEmulator = self.server.owner
+        if hmac.compare_digest(self.headers.get(TOKEN_HEADER, "").encode(), em.token.encode()):
+            return True
+        self._body()   # read it, so the connection stays usable for the client's next request
+        self._api_error(403, "AccessDeniedException",
+                        f"the graphwren Lambda emulator at {em.endpoint} needs its token in the "
+                        f"{TOKEN_HEADER} header: set {TOKEN_ENV} to the token it printed "
+                        f"(or use LambdaEmulator.token)")
+        return False
+
     def _api_error(self, status: int, code: str, message: str, extra: dict | None = None) -> None:
         doc = {"Type": "User", "message": message, "Message": message, **(extra or {})}
         self._send(status, json.dumps(doc).encode(), {
@@ -285,6 +307,8 @@ class _InvokeHandler(_Handler):
         return fn
 
     def do_GET(self):
+        if not self._authorized():
+            return
         path = urllib.parse.urlsplit(self.path).path
         parts = path.strip("/").split("/")
         if len(parts) >= 3 and parts[1] == "functions":
@@ -307,6 +331,8 @@ class _InvokeHandler(_Handler):
         self._api_error(404, "ResourceNotFoundException", f"unknown path {path}")
 
     def do_POST(self):
+        if not self._authorized():
+            return
         em: LambdaEmulator = self.server.owner
         path = urllib.parse.urlsplit(self.path).path
         parts = path.strip("/").split("/")
@@ -360,15 +386,17 @@ class LambdaEmulator:
     """A Lambda endpoint on loopback. Use as a context manager, or ``start()`` / ``stop()``.
 
     >>> with LambdaEmulator(workers=2) as lam:           # doctest: +SKIP
-    ...     os.environ["AWS_ENDPOINT_URL_LAMBDA"] = lam.endpoint
+    ...     os.environ.update(lam.client_env)   # the endpoint and the token
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str | None = None,
-                 log_dir: str | None = None, default: bool = True, **default_function):
+                 log_dir: str | None = None, default: bool = True, token: str | None = None,
+                 **default_function):
         if host not in LOOPBACK:
             raise ValueError(f"the Lambda emulator serves loopback only (127.0.0.1 or ::1), not {host!r}")
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
+        self.token = token or secrets.token_urlsafe(32)   # Invoke API requests must carry it
         self.region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="graphwren-lambda-")
@@ -397,6 +425,11 @@ class LambdaEmulator:
     def endpoint(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def client_env(self) -> dict:
+        """The variables that point graphwren's Lambda backend at this emulator."""
+        return {"AWS_ENDPOINT_URL_LAMBDA": self.endpoint, TOKEN_ENV: self.token}
 
     def stop(self) -> None:
         with self._cond:
@@ -647,7 +680,8 @@ def serve(port: int, workers: int = 2, timeout: float = 900, memory: int = DEFAU
         fn = em.add_function(name=name, workers=workers, timeout=timeout, memory=memory)
         print(f"graphwren Lambda emulator on {em.endpoint}: function {fn.name} "
               f"({workers} workers, {memory} MB, timeout {timeout:g} s)", flush=True)
-        print(f"  export AWS_ENDPOINT_URL_LAMBDA={em.endpoint}", flush=True)
+        for name, value in em.client_env.items():
+            print(f"  export {name}={value}", flush=True)
         print(f"  worker logs: {fn.log_path}", flush=True)
         while True:
             time.sleep(3600)

@@ -6,6 +6,10 @@ stage's prefix per poll. A stage starts when every stage it reads has
 committed all its tasks (BSP). Attempts whose worker died or timed out are
 re-invoked; stragglers get one backup copy; the commit rule makes every
 duplicate harmless. Output partitions stream to the caller as they commit.
+
+Each job has its own signing key (``integrity``), made here and sent to the
+workers only inside the events: the driver signs what it uploads and checks
+every record, error and output it reads back before decoding it.
 """
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ import dataclasses
 import hashlib
 import logging
 import statistics
-import sys
 import threading
 import time
 from typing import Callable
@@ -22,10 +25,9 @@ from typing import Callable
 import networkx as nx
 
 from ..errors import TaskLost, TaskMemoryError
-from . import codec, lifecycle, records, shipping
+from . import codec, integrity, lifecycle, records, remote_errors, shipping
 from .lease import Lease, LeasedStores, ending
 from .plan import Plan, Stage
-from .remote_errors import restore
 from .storage import open_store
 from .worker import InputSpec, StageSpec
 
@@ -47,10 +49,12 @@ class _Task:
 
 
 class _StageRun:
-    def __init__(self, stage: Stage, store, spec: StageSpec):
+    def __init__(self, stage: Stage, store, spec: StageSpec, key: bytes):
         self.stage = stage
         self.store = store
         self.spec = spec
+        self.key = key
+        self.input_keys: dict[str, str] = {}   # persisted jobs this stage reads -> their keys (hex)
         self.fn_hash = None
         self.tasks = [_Task() for _ in range(stage.ntasks)]
         self.ndone = 0
@@ -89,12 +93,15 @@ class Driver:
         this_job = handle or lifecycle.started(job, description)
         lease = Lease(job, description)
         stores = LeasedStores(lease)  # every store the job opens gets its heartbeat first
+        key = integrity.new_key()
+        integrity.remember(job, key)   # a kept job's partitions may be read by later jobs of this process
         try:
             try:
                 stores[self.store.url] = self.store
                 for name, blob in plan.data.items():
-                    self.store.put(records.data_key(job, name), blob)
-                self._run(plan, job, on_output or (lambda *a: None), stores, description, this_job)
+                    data = records.data_key(job, name)
+                    self.store.put(data, integrity.seal_blocks(key, data, blob))
+                self._run(plan, job, key, on_output or (lambda *a: None), stores, description, this_job)
             except BaseException as exc:
                 lease.end(ending(exc), record=keep)
                 self._stop_attempts(job)
@@ -115,7 +122,7 @@ class Driver:
             cancel(job)
 
     # -- the loop --------------------------------------------------------------
-    def _run(self, plan: Plan, job: str, on_output, stores: dict, description: str,
+    def _run(self, plan: Plan, job: str, key: bytes, on_output, stores: dict, description: str,
              this_job: lifecycle.RunningJob) -> None:
         graph = plan.graph()
         order = list(nx.topological_sort(graph))
@@ -143,7 +150,7 @@ class Driver:
                     if name in finished or name in running:
                         continue
                     if all(p in finished for p in graph.predecessors(name)):
-                        running[name] = self._start(plan.stage(name), job, locations, stores)
+                        running[name] = self._start(plan.stage(name), job, key, locations, stores)
                 progressed = False
                 lost = self._lost_events(job)
                 for name, run in list(running.items()):
@@ -171,7 +178,7 @@ class Driver:
         finally:
             bar.close()
 
-    def _start(self, stage: Stage, job: str, locations: dict, stores: dict) -> _StageRun:
+    def _start(self, stage: Stage, job: str, key: bytes, locations: dict, stores: dict) -> _StageRun:
         url = stage.storage or self.store.url
         store = stores.get(url) or stores.setdefault(url, open_store(url))
         inputs = [InputSpec(*locations[edge.source][:2], edge.source, locations[edge.source][2],
@@ -184,10 +191,12 @@ class Driver:
         image = available() if available is not None else None
         if image is not None:  # the workers' image may lack the user's own modules: ship them by value
             blob = shipping.fit_to_image(spec, blob, image, f"stage {spec.label}")
-            fn_hash = hashlib.sha256(blob).hexdigest()[:24]
-        store.put(records.func_key(job, stage.name), blob)
-        run = _StageRun(stage, store, spec)
+            fn_hash = hashlib.sha256(blob).hexdigest()
+        name = records.func_key(job, stage.name)
+        store.put(name, integrity.seal(key, name, blob))
+        run = _StageRun(stage, store, spec, key)
         run.fn_hash = fn_hash
+        run.input_keys = {i.job: integrity.to_event(integrity.job_key(i.job)) for i in inputs if i.job != job}
         self.timeline.append((time.time(), stage.name, "started"))
         self._invoke(run, range(stage.ntasks))
         return run
@@ -200,9 +209,12 @@ class Driver:
             attempt = state.next_attempt
             state.next_attempt += 1
             state.in_flight[attempt] = now
-            events.append({"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
-                           "task": t, "attempt": attempt, "fn": run.fn_hash,
-                           "max_memory": self.settings["max_task_memory"]})
+            event = {"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
+                     "task": t, "attempt": attempt, "fn": run.fn_hash, "key": integrity.to_event(run.key),
+                     "max_memory": self.settings["max_task_memory"]}
+            if run.input_keys:
+                event["keys"] = run.input_keys
+            events.append(event)
         self.backend.invoke(events)
 
     def _poll(self, run: _StageRun, is_output: bool, on_output) -> None:
@@ -240,7 +252,7 @@ class Driver:
                 state.user_failures += 1
                 self._invoke(run, [task])
                 continue
-            raise restore(run.store.get(key))
+            raise remote_errors.load(run.store, key, run.key)
 
     def _lost_events(self, job: str) -> dict[str, list[dict]]:
         """Events whose worker died (backends that can tell), by stage."""
@@ -306,36 +318,24 @@ class Driver:
 
     # -- records -----------------------------------------------------------------
     def _read_done(self, run: _StageRun, task: int):
-        blob = run.store.get(records.done_key(run.spec.job, run.stage.name, task))
-        header, payload = records.unpack(blob)
-        return header, (bytes(payload) if header.get("inline") else None)
+        return read_commit(run.store, run.spec.job, run.stage.name, task, run.key)
 
     def _fetch_output(self, run: _StageRun, task: int):
         state = run.tasks[task]
-        if state.done.get("inline"):
-            return codec.decode(state.payload)
-        return codec.decode(run.store.get(records.out_key(run.spec.job, run.stage.name, task, state.done["a"])))
+        return fetch_output(run.store, run.spec.job, run.stage.name, task, state.done, state.payload, run.key)
 
     def _write_manifest(self, run: _StageRun) -> None:
-        entries, blobs, size = [], [], 0
-        total_inline = sum(len(s.payload) for s in run.tasks if s.payload is not None)
-        for s in run.tasks:
-            entry = {"a": s.done["a"], "o": s.done["o"], "inline": bool(s.done.get("inline"))}
-            if s.payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
-                entry["i"] = [size, size + len(s.payload)]
-                blobs.append(s.payload)
-                size += len(s.payload)
-            entries.append(entry)
-        run.store.put(records.manifest_key(run.spec.job, run.stage.name),
-                      records.pack({"tasks": entries}, b"".join(blobs)))
+        name = records.manifest_key(run.spec.job, run.stage.name)
+        run.store.put(name, manifest_record(run.key, name, [(s.done, s.payload) for s in run.tasks]))
         for s in run.tasks:
             s.payload = None  # the manifest holds it now; keep driver memory bounded
 
     def _deliver_external(self, stage: Stage, on_output) -> None:
         from .worker import _read_piece  # the same reader the workers use
         spec = InputSpec(stage.external["store"], stage.external["job"], stage.name, stage.ntasks, "gather")
+        key = integrity.job_key(spec.job)
         for t in range(stage.ntasks):
-            on_output(stage.name, t, _read_piece(spec, (t, None)))
+            on_output(stage.name, t, _read_piece(spec, (t, None), key))
 
     # -- helpers -------------------------------------------------------------------
     def _map(self, fn, items):
@@ -344,6 +344,7 @@ class Driver:
         return list(self._fetcher.map(fn, items))
 
     def _cleanup(self, job: str, stores: dict) -> None:
+        integrity.forget(job)
         for store in stores.values():
             try:
                 store.delete(f"{job}/")
@@ -356,3 +357,33 @@ class Driver:
         # the prompt is already showing, and progress must not be drawn over it.
         return job_progress(plan, job, description, self.settings,
                             background=threading.current_thread() is not threading.main_thread())
+
+
+# -- the commit records and outputs a driver reads, checked against the job's key ---------------
+def read_commit(store, job: str, stage: str, task: int, key: bytes):
+    """(header, inline payload or None) of a task's signed commit record."""
+    name = records.done_key(job, stage, task)
+    header, payload = records.unpack(integrity.unseal(key, name, store.get(name), store.url, "commit record"))
+    return header, (bytes(payload) if header.get("inline") else None)
+
+
+def fetch_output(store, job: str, stage: str, task: int, header: dict, payload, key: bytes):
+    """The partition the commit record names: its inline bytes (checked with the record), or its exact output object."""
+    if header.get("inline"):
+        return codec.decode(payload)
+    name = records.out_key(job, stage, task, header["a"], header["x"])
+    return codec.decode(integrity.open_segment(key, name, None, store.get(name), store.url))
+
+
+def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]]) -> bytes:
+    """A stage's signed manifest: each task's winning execution, inline results copied in when small."""
+    entries, blobs, size = [], [], 0
+    total_inline = sum(len(p) for _, p in tasks if p is not None)
+    for done, payload in tasks:
+        entry = {"a": done["a"], "x": done["x"], "o": done["o"], "inline": bool(done.get("inline"))}
+        if payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
+            entry["i"] = [size, size + len(payload)]
+            blobs.append(payload)
+            size += len(payload)
+        entries.append(entry)
+    return integrity.seal(key, name, records.pack({"tasks": entries}, b"".join(blobs)))

@@ -17,8 +17,7 @@ import platform
 import threading
 
 from ..errors import GraphwrenError, StorageError
-from . import records, worker
-from .remote_errors import capture
+from . import integrity, remote_errors, worker
 from .storage import open_store
 
 # Seconds before Lambda's deadline at which the attempt is failed (at least
@@ -94,9 +93,8 @@ def _watch(event: dict, fire_in: float, budget: float, finished: threading.Event
         f"more, smaller tasks (more partitions / smaller chunks).")
     where = f"stage {event.get('stage')} task {event.get('task')} (attempt {event.get('attempt')})"
     try:
-        store = open_store(event["store"])
-        key = records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"]))
-        store.put(key, capture(exc, where))
+        remote_errors.record(open_store(event["store"]), integrity.from_event(event.get("key")), event["job"],
+                             event["stage"], int(event["task"]), int(event["attempt"]), exc, where)
     except Exception:  # noqa: BLE001 - nothing more can be done before the kill
         pass
     # Stay out of the task's way: Lambda (or the emulator) ends the process at the deadline.

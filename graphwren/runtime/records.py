@@ -4,11 +4,16 @@ Every key of a job lives under ``{job}/``::
 
     {job}/data/{name}                 inputs the driver uploaded (items, splits)
     {job}/{stage}/func                the stage function (content hash in the event)
-    {job}/{stage}/out/{task}.{attempt}  an attempt's output
+    {job}/{stage}/out/{task}.{attempt}.{nonce}  one execution's output
     {job}/{stage}/done/{task}         the commit record: first attempt to create it wins
-    {job}/{stage}/err/{task}.{attempt}  an attempt's error
+    {job}/{stage}/err/{task}.{attempt}.{nonce}  one execution's error
     {job}/{stage}/manifest            written by the driver once every task committed
     {job}/lease                       the running driver's heartbeat (runtime/lease.py)
+
+The nonce is drawn afresh by every execution, so two deliveries of the same
+event (Lambda delivers at least once; a backup copy; a late attempt) never
+write the same key: the commit record names the exact output object of the
+execution that won, and every reader follows the record.
 
 A commit record and a manifest are a 4-byte header length, a JSON header,
 then raw bytes (an inline result, or the inline results of a stage).
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import secrets
 import struct
 import time
 import uuid
@@ -51,16 +57,21 @@ def func_key(job: str, stage: str) -> str:
     return f"{job}/{stage}/func"
 
 
-def out_key(job: str, stage: str, task: int, attempt: int) -> str:
-    return f"{job}/{stage}/out/{task}.{attempt}"
+def new_nonce() -> str:
+    """64 random bits naming one execution of a task: no other delivery draws the same."""
+    return secrets.token_hex(8)
+
+
+def out_key(job: str, stage: str, task: int, attempt: int, nonce: str) -> str:
+    return f"{job}/{stage}/out/{task}.{attempt}.{nonce}"
 
 
 def done_key(job: str, stage: str, task: int) -> str:
     return f"{job}/{stage}/done/{task}"
 
 
-def err_key(job: str, stage: str, task: int, attempt: int) -> str:
-    return f"{job}/{stage}/err/{task}.{attempt}"
+def err_key(job: str, stage: str, task: int, attempt: int, nonce: str) -> str:
+    return f"{job}/{stage}/err/{task}.{attempt}.{nonce}"
 
 
 def manifest_key(job: str, stage: str) -> str:
@@ -78,7 +89,8 @@ def parse_status_key(key: str, prefix: str):
     if kind == "done":
         return "done", int(name), None
     if kind == "err":
-        task, _, attempt = name.partition(".")
+        task, _, rest = name.partition(".")
+        attempt = rest.partition(".")[0]   # the nonce after it only keeps deliveries apart
         return "err", int(task), int(attempt)
     return None
 

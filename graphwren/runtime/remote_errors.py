@@ -3,6 +3,8 @@
 tblib makes tracebacks picklable, so the driver re-raises the user's own
 exception type with the remote frames attached; a note names where it ran.
 An exception that cannot be pickled becomes a ``RemoteError`` with its text.
+Error records in storage are signed with the job's key (``record`` / ``load``):
+the driver unpickles only what one of its own workers wrote.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import cloudpickle
 from tblib import pickling_support
 
 from ..errors import RemoteError
+from . import integrity, records
 
 
 def capture(exc: BaseException, where: str) -> bytes:
@@ -47,3 +50,17 @@ def restore(blob: bytes) -> BaseException:
     exc.graphwren_where = record["where"]
     exc.remote_traceback = record["traceback"]
     return exc
+
+
+def record(store, key: bytes, job: str, stage: str, task: int, attempt: int,
+           exc: BaseException, where: str) -> str:
+    """Write a signed error record under a key no other execution writes; returns the key."""
+    name = records.err_key(job, stage, task, attempt, records.new_nonce())
+    store.put(name, integrity.seal(key, name, capture(exc, where)))
+    return name
+
+
+def load(store, name: str, key: bytes) -> BaseException:
+    """The exception in error record ``name``, once its tag checks out (IntegrityError if not)."""
+    body = integrity.unseal(key, name, store.get(name), store.url, "error record")
+    return restore(bytes(body))

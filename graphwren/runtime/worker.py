@@ -1,11 +1,13 @@
 """The one task handler every backend runs: ``handle(event)``.
 
 An event is a tiny dict (store URL, job, stage, task, attempt, function
-hash). The handler loads the stage function (cached by hash in a warm
-process), reads its inputs from storage, runs, writes its output under its
-attempt id, and commits with ``put_if_absent`` on the ``done`` record: the
-first attempt to commit wins. On error it writes an ``err`` record holding
-the pickled exception and its remote traceback.
+hash, the job's signing key). The handler loads the stage function (checked
+against its tag and its hash, then cached in a warm process), reads its
+inputs from storage (every piece checked against its tag), runs, writes its
+output under a fresh nonce, and commits with ``put_if_absent`` on the
+``done`` record: the first execution to commit wins, and the record names its
+exact output object. On error it writes a signed ``err`` record holding the
+pickled exception and its remote traceback. See ``integrity`` for the keys.
 """
 from __future__ import annotations
 
@@ -13,19 +15,20 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
+import hmac
 import itertools
+import re
 import threading
 from typing import Any, Callable, Iterator
 
 import cloudpickle
 
-from ..errors import StorageError
-from . import codec, records
-from .remote_errors import capture
+from ..errors import IntegrityError, StorageError
+from . import codec, integrity, records, remote_errors
 from .storage import open_store
 
 _CACHE_SIZE = 64
-_funcs: "collections.OrderedDict[str, StageSpec]" = collections.OrderedDict()
+_funcs: "collections.OrderedDict[tuple, StageSpec]" = collections.OrderedDict()
 _manifests: "collections.OrderedDict[tuple, tuple[dict, memoryview]]" = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _readers = None
@@ -63,14 +66,15 @@ class StageSpec:
 
     def dumps(self) -> tuple[bytes, str]:
         blob = cloudpickle.dumps(self)
-        return blob, hashlib.sha256(blob).hexdigest()[:24]
+        return blob, hashlib.sha256(blob).hexdigest()
 
 
 class TaskContext:
     """What a stage function sees: its index, its inputs, and the job's data."""
 
-    def __init__(self, spec: StageSpec, task: int, attempt: int, store):
+    def __init__(self, spec: StageSpec, task: int, attempt: int, store, keys: dict[str, bytes]):
         self.spec = spec
+        self._keys = keys   # {job: signing key}: this job's, and any persisted job's it reads
         self.task = task
         self.attempt = attempt
         self.ntasks = spec.ntasks
@@ -83,15 +87,24 @@ class TaskContext:
         """The partitions of input edge ``k``, in order, read lazily with prefetch."""
         spec = self.spec.inputs[k]
         pieces = spec.pieces(self.task)
-        return _read_pieces(spec, pieces)
+        return _read_pieces(spec, pieces, self._key_of(spec))
 
     def input_pieces(self, k: int, pieces: list[tuple[int, int | None]]) -> Iterator[Any]:
         """Chosen pieces (upstream task, bucket) of input edge ``k``."""
-        return _read_pieces(self.spec.inputs[k], pieces)
+        spec = self.spec.inputs[k]
+        return _read_pieces(spec, pieces, self._key_of(spec))
 
     def read_data(self, name: str, start: int | None = None, end: int | None = None) -> bytes:
-        """Bytes of ``{job}/data/{name}`` (a range of them) that the driver uploaded."""
-        return open_store(self.spec.data_store).get(records.data_key(self.job, name), start, end)
+        """Bytes of ``{job}/data/{name}`` (a range of them) that the driver uploaded, checked."""
+        return integrity.read_blocks(open_store(self.spec.data_store), records.data_key(self.job, name),
+                                     self._keys[self.job], start, end)
+
+    def _key_of(self, spec: InputSpec) -> bytes:
+        key = self._keys.get(spec.job)
+        if key is None:
+            raise IntegrityError(f"the event carries no signing key for job {spec.job!r}, whose stage "
+                                 f"{spec.stage!r} this task reads")
+        return key
 
 
 def handle(event: dict) -> dict:
@@ -104,15 +117,22 @@ def handle(event: dict) -> dict:
     driver retries it at once instead of waiting for ``task_timeout``.
     """
     job, stage, task, attempt = event["job"], event["stage"], int(event["task"]), int(event["attempt"])
+    try:
+        # No valid key: the event is not from this job's driver, and nothing it could record would be trusted.
+        keys = integrity.event_keys(event)
+        key = keys[job]
+    except Exception as exc:  # noqa: BLE001 - reported, never recorded
+        return {"ok": False, "recorded": False, "error": f"{type(exc).__name__}: {exc}",
+                "where": f"stage {stage} task {task} (attempt {attempt})"}
     where = f"stage {stage} task {task} (attempt {attempt})"
     ctx = store = None
     try:
         store = open_store(event["store"])
-        spec = _load_spec(store, job, stage, event["fn"])
+        spec = _load_spec(store, job, stage, event["fn"], key)
         where = f"stage {spec.label or stage} task {task} (attempt {attempt})"
-        ctx = TaskContext(spec, task, attempt, store)
+        ctx = TaskContext(spec, task, attempt, store, keys)
         out = spec.fn(ctx)
-        committed = _commit(store, spec, task, attempt, out)
+        committed = _commit(store, spec, task, attempt, out, key)
         return {"ok": True, "committed": committed, "recorded": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code are outcomes too
         if ctx is not None and ctx.where:
@@ -121,14 +141,34 @@ def handle(event: dict) -> dict:
         if isinstance(exc, StorageError):
             return {"ok": False, "recorded": False, "error": error, "where": where}
         try:
-            store.put(records.err_key(job, stage, task, attempt), capture(exc, where))
+            remote_errors.record(store, key, job, stage, task, attempt, exc, where)
         except Exception as put_exc:  # noqa: BLE001 - the backend reports it instead
             return {"ok": False, "recorded": False, "where": where,
                     "error": f"{error}; writing its error record failed: {type(put_exc).__name__}: {put_exc}"}
         return {"ok": False, "recorded": True, "error": error, "where": where}
 
 
-def _commit(store, spec: StageSpec, task: int, attempt: int, out) -> bool:
+def _commit(store, spec: StageSpec, task: int, attempt: int, out, key: bytes) -> bool:
+    """Write this execution's output under its own nonce, then race for the commit record.
+
+    An attempt that outlived its job (a backup, a duplicate Lambda delivery, a
+    task of a job that failed) finds the job's lease gone and writes nothing:
+    otherwise its keys would land after the cleanup and stay for good.
+    """
+    if not store.exists(records.lease_key(spec.job)):
+        return False
+    return _publish(store, spec, task, _write_output(store, spec, task, attempt, out, key))
+
+
+@dataclasses.dataclass
+class _Written:
+    """One execution's output, in storage (or inline), and the signed commit record naming it."""
+
+    record: bytes
+    out_key: str | None    # None when the output rides inline in the record
+
+
+def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: bytes) -> _Written:
     if spec.nbuckets is not None:
         if not isinstance(out, (list, tuple)) or len(out) != spec.nbuckets:
             raise TypeError(f"a shuffle stage must return {spec.nbuckets} buckets, "
@@ -136,22 +176,51 @@ def _commit(store, spec: StageSpec, task: int, attempt: int, out) -> bool:
         blob, offsets = codec.encode_buckets(list(out))
     else:
         blob, offsets = codec.encode(out), None
-    header = {"a": attempt, "o": offsets, "n": len(blob)}
+    nonce = records.new_nonce()
+    done = records.done_key(spec.job, spec.name, task)
     if len(blob) <= spec.inline_limit:
-        record = records.pack({**header, "inline": True}, blob)
-    else:
-        store.put(records.out_key(spec.job, spec.name, task, attempt), blob)
-        record = records.pack(header)
-    return store.put_if_absent(records.done_key(spec.job, spec.name, task), record)
+        # the signed commit record (and later the signed manifest) covers an inline result whole
+        header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob), "inline": True}
+        return _Written(integrity.seal(key, done, records.pack(header, blob)), None)
+    name = records.out_key(spec.job, spec.name, task, attempt, nonce)
+    # one tag per bucket, bound to the output's own name: ranged reads check their bucket alone,
+    # and the bytes of one execution never pass for another's
+    blob, offsets = integrity.seal_output(key, name, blob, offsets)
+    store.put(name, blob)
+    return _Written(integrity.seal(key, done, records.pack({"a": attempt, "x": nonce, "o": offsets,
+                                                            "n": len(blob)})), name)
 
 
-def _load_spec(store, job: str, stage: str, fn_hash: str) -> StageSpec:
+def _publish(store, spec: StageSpec, task: int, written: _Written) -> bool:
+    won = store.put_if_absent(records.done_key(spec.job, spec.name, task), written.record)
+    if not won and written.out_key is not None:
+        try:
+            store.delete(written.out_key)   # nobody will ever read a losing execution's output
+        except Exception:  # noqa: BLE001 - the job's cleanup deletes it anyway
+            pass
+    return won
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _load_spec(store, job: str, stage: str, fn_hash, key: bytes) -> StageSpec:
+    if not isinstance(fn_hash, str) or not _SHA256_HEX.fullmatch(fn_hash):
+        raise IntegrityError(f"the event's function hash {fn_hash!r} for stage {stage!r} of job {job!r} "
+                             f"is not a SHA-256 hex digest")
+    # Keyed by everything the entry was verified for: an event cannot pick another job's function.
+    cache_key = (store.url, job, stage, fn_hash, key)
     with _cache_lock:
-        spec = _funcs.get(fn_hash)
+        spec = _funcs.get(cache_key)
         if spec is not None:
-            _funcs.move_to_end(fn_hash)
+            _funcs.move_to_end(cache_key)
             return spec
-    blob = store.get(records.func_key(job, stage))
+    name = records.func_key(job, stage)
+    blob = integrity.unseal(key, name, store.get(name), store.url, "stage function")
+    actual = hashlib.sha256(blob).hexdigest()
+    if not hmac.compare_digest(actual, fn_hash):
+        raise IntegrityError(f"stage function {name!r} in {store.url} hashes to {actual}, but the event "
+                             f"names {fn_hash}; refusing to unpickle it")
     try:
         spec = cloudpickle.loads(blob)
     except ModuleNotFoundError as exc:
@@ -160,52 +229,62 @@ def _load_spec(store, job: str, stage: str, fn_hash: str) -> StageSpec:
             f"install it on the workers, or ship it by value with "
             f"cloudpickle.register_pickle_by_value({exc.name})", name=exc.name) from exc
     with _cache_lock:
-        _funcs[fn_hash] = spec
+        _funcs[cache_key] = spec
         while len(_funcs) > _CACHE_SIZE:
             _funcs.popitem(last=False)
     return spec
 
 
-def _manifest(spec: InputSpec) -> tuple[dict, memoryview]:
-    key = (spec.store, spec.job, spec.stage)
+def _manifest(spec: InputSpec, key: bytes) -> tuple[dict, memoryview]:
+    cache_key = (spec.store, spec.job, spec.stage, key)
     with _cache_lock:
-        hit = _manifests.get(key)
+        hit = _manifests.get(cache_key)
         if hit is not None:
             return hit
-    blob = open_store(spec.store).get(records.manifest_key(spec.job, spec.stage))
-    hit = records.unpack(blob)
+    store = open_store(spec.store)
+    name = records.manifest_key(spec.job, spec.stage)
+    hit = records.unpack(integrity.unseal(key, name, store.get(name), store.url, "manifest"))
     with _cache_lock:
-        _manifests[key] = hit
+        _manifests[cache_key] = hit
         while len(_manifests) > _CACHE_SIZE:
             _manifests.popitem(last=False)
     return hit
 
 
-def _read_piece(spec: InputSpec, piece: tuple[int, int | None]):
+def _read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
+    """Decode one piece, following the manifest to the winning execution's exact bytes."""
     up_task, bucket = piece
-    header, payload = _manifest(spec)
+    header, payload = _manifest(spec, key)
     rec = header["tasks"][up_task]
     offsets = rec["o"]
+    if bucket is not None and offsets is None:
+        raise ValueError(f"stage {spec.stage!r} task {up_task} has no buckets, but bucket {bucket} was asked for")
+    if bucket is None and offsets is not None:
+        raise ValueError(f"stage {spec.stage!r} task {up_task} wrote {len(offsets) - 1} buckets: "
+                         f"a reader must name the bucket it wants")
     lo, hi = (offsets[bucket], offsets[bucket + 1]) if bucket is not None else (None, None)
-    if rec.get("inline"):
+    store = open_store(spec.store)
+    if rec.get("inline"):   # checked with the signed manifest or commit record it rides in
         if rec.get("i") is not None:
             s, e = rec["i"]
             blob = payload[s:e]
         else:
-            done = open_store(spec.store).get(records.done_key(spec.job, spec.stage, up_task))
-            blob = memoryview(done)[records.header_size(done):]
-        blob = blob[lo:hi] if bucket is not None else blob
-    else:
-        key = records.out_key(spec.job, spec.stage, up_task, rec["a"])
-        blob = open_store(spec.store).get(key, lo, hi)
-    return codec.decode(blob)
+            done = records.done_key(spec.job, spec.stage, up_task)
+            header, blob = records.unpack(integrity.unseal(key, done, store.get(done), store.url, "commit record"))
+            if header.get("x") != rec["x"]:   # re-created after the manifest named another execution
+                raise IntegrityError(f"commit record {done!r} in {store.url} names execution {header.get('x')}, "
+                                     f"but the stage's manifest names {rec['x']}")
+        return codec.decode(blob[lo:hi] if bucket is not None else blob)
+    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
+    blob = store.get(name, lo, hi)
+    return codec.decode(integrity.open_segment(key, name, bucket, blob, store.url))
 
 
-def _read_pieces(spec: InputSpec, pieces: list) -> Iterator[Any]:
+def _read_pieces(spec: InputSpec, pieces: list, key: bytes) -> Iterator[Any]:
     """Decode pieces in order; remote stores prefetch a few ahead in threads."""
     if spec.store.startswith("file://") or len(pieces) <= 1:
         for piece in pieces:
-            yield _read_piece(spec, piece)
+            yield _read_piece(spec, piece, key)
         return
     global _readers
     if _readers is None:
@@ -213,10 +292,10 @@ def _read_pieces(spec: InputSpec, pieces: list) -> Iterator[Any]:
     window = collections.deque()
     it = iter(pieces)
     for piece in itertools.islice(it, 8):
-        window.append(_readers.submit(_read_piece, spec, piece))
+        window.append(_readers.submit(_read_piece, spec, piece, key))
     while window:
         part = window.popleft().result()
         nxt = next(it, None)
         if nxt is not None:
-            window.append(_readers.submit(_read_piece, spec, nxt))
+            window.append(_readers.submit(_read_piece, spec, nxt, key))
         yield part

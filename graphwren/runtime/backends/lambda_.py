@@ -29,8 +29,7 @@ import threading
 import time
 
 from ...errors import GraphwrenError
-from .. import records
-from ..remote_errors import capture
+from .. import integrity, records, remote_errors
 
 MAX_PAYLOAD = 256 * 1024          # far below Lambda's async limit (1 MB); ours are ~200 bytes
 THROTTLE_CODES = {"TooManyRequestsException", "ThrottlingException", "Throttling",
@@ -41,6 +40,9 @@ TRANSIENT_CODES = {"ServiceException", "ServiceUnavailableException", "InternalF
 RETRY_SECONDS = 300.0             # longest we keep retrying one throttled invocation
 BACKOFF_BASE, BACKOFF_MAX = 0.02, 5.0
 SEND_THREADS = 32
+# The local Lambda emulator (graphwren.aws.emulator) answers only requests carrying its token.
+TOKEN_ENV = "GRAPHWREN_LAMBDA_TOKEN"
+TOKEN_HEADER = "X-Graphwren-Token"
 
 
 class LambdaSetupError(GraphwrenError):
@@ -54,6 +56,13 @@ class LambdaInvokeError(GraphwrenError):
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _checked: dict[tuple, dict] = {}    # (endpoint, region, function) -> ping answer
+
+
+def send_token(client, token: str) -> None:
+    """Make every request of a boto3 Lambda client carry the local emulator's token."""
+    def add(request, **_):
+        request.headers[TOKEN_HEADER] = token
+    client.meta.events.register("before-sign.lambda", add)
 
 
 def _send_pool() -> concurrent.futures.ThreadPoolExecutor:
@@ -107,7 +116,7 @@ class LambdaBackend:
                 "the Lambda backend found no AWS credentials. Set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or run `aws configure`); for the local Lambda "
                 "endpoint any values do, e.g. `graphwren lambda emulate` plus "
-                "AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:PORT.")
+                "the AWS_ENDPOINT_URL_LAMBDA and GRAPHWREN_LAMBDA_TOKEN it prints.")
         region = session.region_name or os.environ.get("AWS_REGION")
         if region is None:
             raise LambdaSetupError("the Lambda backend found no AWS region: set AWS_DEFAULT_REGION "
@@ -115,7 +124,11 @@ class LambdaBackend:
         self.region = region
         config = Config(max_pool_connections=SEND_THREADS + 4, retries={"total_max_attempts": 1, "mode": "standard"},
                         connect_timeout=5, read_timeout=max(70, self.task_timeout + 10), tcp_keepalive=True)
-        return session.client("lambda", region_name=region, endpoint_url=self.endpoint, config=config)
+        client = session.client("lambda", region_name=region, endpoint_url=self.endpoint, config=config)
+        token = os.environ.get(TOKEN_ENV)
+        if token:
+            send_token(client, token)
+        return client
 
     def _where(self) -> str:
         return f"{self.function!r}" + (f" at {self.endpoint}" if self.endpoint else
@@ -297,9 +310,8 @@ class LambdaBackend:
         where = f"stage {event['stage']} task {event['task']} (attempt {event['attempt']}), invoking Lambda"
         try:
             from ..storage import open_store
-            open_store(event["store"]).put(
-                records.err_key(event["job"], event["stage"], int(event["task"]), int(event["attempt"])),
-                capture(err, where))
+            remote_errors.record(open_store(event["store"]), integrity.from_event(event.get("key")), event["job"],
+                                 event["stage"], int(event["task"]), int(event["attempt"]), err, where)
         except Exception:  # noqa: BLE001 - the driver's task_timeout remains the backstop
             pass
         self._release([(event["store"], event["job"], event["stage"], int(event["task"]), int(event["attempt"]))])
