@@ -9,7 +9,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ import cloudpickle
 
 import graphwren as gw
 from graphwren.errors import GraphwrenError
+from graphwren.sandbox import free_port, redis_answers
 
 # -- the jobs (shipped to the workers by value: they need not import this file) -------------
 N_RECORDS = 4000
@@ -130,21 +130,6 @@ def judge(fn, reference, bound: float, leftovers) -> Outcome:
 
 
 # -- a redis-server that can be restarted and paused ---------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 class RedisServer:
     """A real redis-server on a loopback port, persisting every write (AOF, fsync always),
     so that a restart loses nothing and a job can carry on."""
@@ -168,7 +153,7 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not redis_ping(self.port):
+        while not redis_answers(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not come up on port {self.port}")
             time.sleep(0.01)

@@ -89,20 +89,30 @@ def test_s3_put_if_absent_races_under_lost_replies(s3_proxy, fault_bucket, fault
     record_all(fault_table, f"s3: {WRITERS} racing put_if_absent, 40% of PUT replies lost", outcomes)
 
 
-def test_s3_errors_name_the_store_and_the_key(s3_endpoint, s3_proxy, fault_bucket):
-    store = s3_store(s3_proxy, fault_bucket, "errors", "&retries=1")
-    store.put("there", b"x")
-    s3_proxy.set_rules([Rule("500", classes={"GET", "PUT", "HEAD", "LIST", "DELETE"})])
-    for op, call in [("get", lambda: store.get("job/a")), ("put", lambda: store.put("job/a", b"1")),
-                     ("put_if_absent", lambda: store.put_if_absent("job/a", b"1")),
-                     ("exists", lambda: store.exists("job/a")), ("list", lambda: store.list("job/")),
-                     ("delete", lambda: store.delete("there"))]:
+def every_op_failing(store, url: str, probe: str) -> list:
+    """Call each store operation while the store fails; each error names the store, key and op."""
+    calls = [("get", lambda: store.get("job/a")), ("put", lambda: store.put("job/a", b"1")),
+             ("put_if_absent", lambda: store.put_if_absent("job/a", b"1")),
+             (probe, lambda: getattr(store, probe)("job/a")), ("list", lambda: store.list("job/")),
+             ("delete", lambda: store.delete("there"))]
+    errors = []
+    for op, call in calls:
         with pytest.raises(TransientStorageError) as e:
             call()
         err = e.value
         key = "there" if op == "delete" else ("job/" if op == "list" else "job/a")
-        assert (err.url, err.key, err.op) == (store.url, key, op)
-        assert store.url in str(err) and repr(key) in str(err) and "after 2 attempts" in str(err), str(err)
+        assert (err.url, err.key, err.op) == (url, key, op)
+        assert url in str(err) and repr(key) in str(err), str(err)
+        errors.append(err)
+    return errors
+
+
+def test_s3_errors_name_the_store_and_the_key(s3_endpoint, s3_proxy, fault_bucket):
+    store = s3_store(s3_proxy, fault_bucket, "errors", "&retries=1")
+    store.put("there", b"x")
+    s3_proxy.set_rules([Rule("500", classes={"GET", "PUT", "HEAD", "LIST", "DELETE"})])
+    for err in every_op_failing(store, store.url, "exists"):
+        assert "after 2 attempts" in str(err), str(err)
     s3_proxy.set_rules([])
     # a permanent refusal is a StorageError but not a transient one
     direct = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
@@ -175,15 +185,6 @@ def test_redis_errors_name_the_store_and_the_key(redis_server):
     store = open_store(url)
     store.put("there", b"x")
     redis_server.stop()
-    for op, call in [("get", lambda: store.get("job/a")), ("put", lambda: store.put("job/a", b"1")),
-                     ("put_if_absent", lambda: store.put_if_absent("job/a", b"1")),
-                     ("size", lambda: store.size("job/a")), ("list", lambda: store.list("job/")),
-                     ("delete", lambda: store.delete("there"))]:
-        with pytest.raises(TransientStorageError) as e:
-            call()
-        err = e.value
-        key = "there" if op == "delete" else ("job/" if op == "list" else "job/a")
-        assert (err.url, err.key, err.op) == (url, key, op)
-        assert url in str(err) and repr(key) in str(err), str(err)
+    every_op_failing(store, url, "size")
     redis_server.start()
     assert store.get("there") == b"x"  # the AOF kept it; the store reconnects by itself
