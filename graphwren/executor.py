@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 import cloudpickle
 
 from . import config
-from .runtime import lifecycle, records
+from .runtime import lifecycle, records, shipping
 from .runtime.driver import Driver
 from .runtime.plan import GATHER, Edge, Plan, Stage
 from .runtime.remote_errors import capture, restore
@@ -157,10 +157,15 @@ class Executor:
             chunksize = max(1, math.ceil(len(items) / (self.driver.backend.parallelism * 4)))
         if chunksize < 1:
             raise ValueError(f"chunksize must be >= 1, got {chunksize}")
+        available = getattr(self.driver.backend, "available_modules", None)
+        image = available() if available is not None else None   # Lambda: what its image can import
         blobs, offsets, first = [], [0], []
         for start in range(0, len(items), chunksize):
             chunk = items[start:start + chunksize]
-            blobs.append(_pickle_items(chunk, start))
+            blob = _pickle_items(chunk, start)
+            if image is not None:  # objects of the user's own classes travel by value too
+                blob = shipping.fit_to_image(chunk, blob, image, f"input items {start}-{start + len(chunk) - 1}")
+            blobs.append(blob)
             offsets.append(offsets[-1] + len(blobs[-1]))
             first.append(start)
         stage = Stage("map", len(blobs), _MapChunk(fn, offsets, first, self.settings["retries"]),

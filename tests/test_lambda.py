@@ -306,3 +306,13 @@ def test_an_installed_package_missing_from_the_image_is_named_before_any_task(
     with pytest.raises(ModuleMissingOnWorkers, match="gw_installed_elsewhere.*does not have"):
         ex.map(gw_installed_elsewhere.ident, range(3))[0].result(timeout=60)
     assert fn.deliveries == before   # refused before any task ran
+
+
+def test_items_of_the_users_own_classes_travel_by_value(lambda_settings, s3_url, tmp_path, monkeypatch):
+    (tmp_path / "gw_users_points.py").write_text(
+        "class Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import gw_users_points
+    ex = gw.Executor(storage=s3_url, **lambda_settings)
+    points = [gw_users_points.Point(i, 2 * i) for i in range(5)]
+    assert gw.get_all_results(ex.map(lambda p: p.x + p.y, points)) == [3 * i for i in range(5)]
