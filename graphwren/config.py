@@ -100,7 +100,9 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 CONFIG_ENV = "GRAPHWREN_CONFIG"
 HOME_CONFIG = os.path.join("~", ".graphwren", "config.toml")
 # Other GRAPHWREN_* variables some part of graphwren reads: no warning for these.
-KNOWN_ENV = {CONFIG_ENV, "GRAPHWREN_VERSION", "GRAPHWREN_LAMBDA_TIMEOUT_MARGIN"}
+# Variables graphwren reads that are not settings: the config file's path, the deployed
+# version and timeout margin (in Lambda), and the local Lambda endpoint's token.
+KNOWN_ENV = {CONFIG_ENV, "GRAPHWREN_VERSION", "GRAPHWREN_LAMBDA_TIMEOUT_MARGIN", "GRAPHWREN_LAMBDA_TOKEN"}
 
 _global_overrides: list[dict] = []
 _lock = threading.Lock()

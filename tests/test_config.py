@@ -357,3 +357,11 @@ def test_malformed_home_config_file_names_file_and_line(monkeypatch, tmp_path):
     home.unlink()
     assert config.resolve()["workers"] == (os.cpu_count() or 1)   # no home file is fine
     assert config.config_file() == (None, False)
+
+
+def test_variables_graphwren_reads_that_are_not_settings_do_not_warn(isolated_config, monkeypatch, recwarn):
+    from graphwren.runtime.backends.lambda_ import TOKEN_ENV
+    monkeypatch.setenv(TOKEN_ENV, "t0ken")
+    monkeypatch.setattr(config, "_warned", set())   # warnings come once per process
+    config.resolve()
+    assert not [w for w in recwarn if TOKEN_ENV in str(w.message)]
