@@ -76,11 +76,16 @@ def test_config_file_unknown_name(monkeypatch, tmp_path):
         config.resolve()
 
 
-def test_home_config_file(monkeypatch, tmp_path):
+def _home_config(monkeypatch, tmp_path, text: str):
+    """``~/.graphwren/config.toml`` holding ``text``, with HOME at tmp_path and no named file."""
     monkeypatch.delenv("GRAPHWREN_CONFIG")
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".graphwren").mkdir()
-    _write(tmp_path / ".graphwren" / "config.toml", 'backend = "lambda"\n')
+    return _write(tmp_path / ".graphwren" / "config.toml", text)
+
+
+def test_home_config_file(monkeypatch, tmp_path):
+    _home_config(monkeypatch, tmp_path, 'backend = "lambda"\n')
     assert config.resolve()["backend"] == "lambda"
 
 
@@ -347,14 +352,10 @@ def test_malformed_named_config_file_names_file_and_line(monkeypatch, tmp_path):
 
 
 def test_malformed_home_config_file_names_file_and_line(monkeypatch, tmp_path):
-    monkeypatch.delenv("GRAPHWREN_CONFIG")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / ".graphwren").mkdir()
-    _write(tmp_path / ".graphwren" / "config.toml", '# settings\n\n[graphwren\nworkers = 2\n')
-    home = tmp_path / ".graphwren" / "config.toml"
+    home = _home_config(monkeypatch, tmp_path, '# settings\n\n[graphwren\nworkers = 2\n')
     with pytest.raises(config.ConfigError, match=f"config file {home} is not valid TOML: .*line 3"):
         config.resolve()
-    home.unlink()
+    os.unlink(home)
     assert config.resolve()["workers"] == (os.cpu_count() or 1)   # no home file is fine
     assert config.config_file() == (None, False)
 
