@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import table  # noqa: E402
 
-from graphwren.planner.bag_sort import numpy_keys  # noqa: E402 - the kernel the columnar sort runs
+from graphwren.tasks.sort import numpy_keys  # noqa: E402 - the kernel the columnar sort runs
 
 PAPER_SECONDS = 3.4 * 60
 

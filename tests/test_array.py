@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from graphwren import config
 from graphwren.collections import array as ga
 from graphwren.collections.array import ArrayError
-from graphwren.planner.array_expr import MatMul, MatMulSplit, ReduceLevel, optimize
+from graphwren.logical.array import MatMul, MatMulSplit, ReduceLevel, optimize
 
 
 def close(got, want, dtype=np.float64):

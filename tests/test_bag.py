@@ -56,8 +56,8 @@ def add(a, b):
 
 def nplan(bag):
     """The physical plan compute() would run."""
-    from graphwren.planner.bag_lower import lower
-    from graphwren.planner.bag_rules import optimize
+    from graphwren.planner.bag import lower
+    from graphwren.logical.bag_rules import optimize
     return lower(optimize(bag.expr), config.resolve({}))
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import graphwren as gw
-from graphwren.planner import bag_tasks as t
-from graphwren.planner.bag_columnar import columnar_prefix
+from graphwren.tasks import bag_ops as t
+from graphwren.tasks.columnar import columnar_prefix
 
 TEXTS = [
     "the cat\nthe dog\n",

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from graphwren import bag as db
-from graphwren.planner import offline
+from graphwren.logical import offline
 
 NOWHERE = "http://127.0.0.1:1"   # nothing listens on port 1: any S3 request would fail
 

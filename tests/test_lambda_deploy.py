@@ -10,8 +10,7 @@ import pytest
 import graphwren as gw
 from graphwren.aws import function_name
 from graphwren.aws import cli as aws_cli
-from graphwren.aws.deploy import (UNZIPPED_LIMIT, DeployError, build_function_zip, build_layer, deploy,
-                                  remove, status, zip_listing)
+from graphwren.aws.deploy import UNZIPPED_LIMIT, DeployError, build_function_zip, build_layer, deploy, remove, status, zip_listing
 
 
 def _fake_wheel(folder, name="gwfakepkg", version="1.0"):

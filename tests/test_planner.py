@@ -6,10 +6,10 @@ import uuid
 
 from graphwren import bag as db
 from graphwren import config
-from graphwren.planner import bag_expr as e
-from graphwren.planner import bag_tasks as t
-from graphwren.planner.bag_lower import lower
-from graphwren.planner.bag_rules import fused_view, optimize
+from graphwren.logical import bag as e
+from graphwren.tasks import bag_ops as t
+from graphwren.planner.bag import lower
+from graphwren.logical.bag_rules import fused_view, optimize
 from graphwren.runtime.plan import ALL_TO_ALL, GATHER, ONE_TO_ONE
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphwren.planner.bag_sort import numpy_keys, quantile_picks
+from graphwren.tasks.sort import numpy_keys, quantile_picks
 
 
 def _numpy_order(values, atype, reverse):

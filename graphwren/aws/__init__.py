@@ -16,7 +16,7 @@ HANDLER = "graphwren.runtime.lambda_handler.handler"
 def function_name(memory: int | None = None, version: str | None = None) -> str:
     """The function for this graphwren version and memory size: versions never clash."""
     if version is None:
-        from graphwren import __version__ as version
+        from .. import __version__ as version
     memory = DEFAULT_MEMORY if memory is None else int(memory)
     safe = "".join(c if c.isalnum() else "-" for c in version)
     return f"graphwren-{safe}-{memory}mb"

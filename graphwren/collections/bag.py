@@ -16,13 +16,13 @@ import warnings
 from typing import Any, Callable, Iterable
 
 from .. import config
-from ..planner import bag_expr as e
-from ..planner import offline
-from ..planner import bag_tasks as t
-from ..planner.bag_io import WriteText, output_targets
-from ..planner.bag_tables import WriteParquet
-from ..planner.bag_lower import lower
-from ..planner.bag_rules import fused_view, optimize
+from ..logical import bag as e
+from ..logical import offline
+from ..tasks import bag_ops as t
+from ..tasks.text_io import WriteText, output_targets
+from ..tasks.tables import WriteParquet
+from ..planner.bag import lower
+from ..logical.bag_rules import fused_view, optimize
 from ..planner.execute import execute
 from ..planner.explain import explain as render_explain
 

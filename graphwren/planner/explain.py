@@ -4,7 +4,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..runtime.plan import Plan
-from . import offline
+from ..logical import offline
 
 
 def human_bytes(n: int | float | None) -> str:

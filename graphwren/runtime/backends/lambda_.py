@@ -86,7 +86,7 @@ class LambdaBackend:
     name = "lambda"
 
     def __init__(self, settings: dict, client=None, check: bool = True):
-        from graphwren.aws import function_name
+        from ...aws import function_name
         self.settings = settings
         self.function = settings.get("lambda_function") or function_name(settings.get("lambda_memory"))
         cap = int(settings.get("lambda_max_workers") or 1000)
@@ -292,7 +292,7 @@ class LambdaBackend:
 
     def _give_up(self, event: dict, exc: BaseException, code: str) -> None:
         self.stats["failed"] += 1
-        from graphwren.aws import function_name as default_name
+        from ...aws import function_name as default_name
         hint = ""
         if code == "ResourceNotFoundException":
             hint = " The function is gone: run `graphwren lambda deploy --bucket BUCKET`."

@@ -13,8 +13,8 @@ import re
 import threading
 from urllib.parse import urlsplit
 
-from graphwren.errors import StorageError
-from graphwren.runtime.storage.base import Store
+from ...errors import StorageError
+from .base import Store
 
 __all__ = ["Store", "open_store", "check_url", "clear_cache", "SCHEMES"]
 
@@ -72,7 +72,7 @@ def check_url(url) -> None:
 def _open(url: str) -> Store:
     check_url(url)
     if "://" not in url:  # a plain local path
-        from graphwren.runtime.storage.file import FileStore
+        from .file import FileStore
 
         return FileStore(url)
     parts = urlsplit(url)
@@ -82,7 +82,7 @@ def _open(url: str) -> Store:
             raise StorageError(f"file:// URLs must be local (file:///path), got {url!r}")
         if not parts.path:
             raise StorageError(f"file:// URL without a path: {url!r}")
-        from graphwren.runtime.storage.file import FileStore
+        from .file import FileStore
 
         path = url.split("://", 1)[1]
         if parts.netloc:
@@ -91,11 +91,11 @@ def _open(url: str) -> Store:
     if scheme == "s3":
         if not parts.netloc:
             raise StorageError(f"S3 URL without a bucket (want s3://bucket/prefix): {url!r}")
-        from graphwren.runtime.storage.s3 import S3Store
+        from .s3 import S3Store
 
         return S3Store(url)
     if scheme in ("redis", "rediss"):
-        from graphwren.runtime.storage.redis import RedisStore
+        from .redis import RedisStore
 
         return RedisStore(url)
     raise AssertionError(f"check_url let {url!r} through")  # SCHEMES and the branches above agree

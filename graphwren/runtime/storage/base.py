@@ -14,7 +14,7 @@ import random
 import time
 from typing import Callable, TypeVar
 
-from graphwren.errors import MissingKey, StorageError
+from ...errors import MissingKey, StorageError
 
 T = TypeVar("T")
 

@@ -39,8 +39,8 @@ import stat
 import threading
 import time
 
-from graphwren.errors import MissingKey, StorageError
-from graphwren.runtime.storage.base import Store
+from ...errors import MissingKey, StorageError
+from .base import Store
 
 TMP_MARKER = ".gwtmp-"
 TRASH = TMP_MARKER + "trash-"

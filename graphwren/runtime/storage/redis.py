@@ -42,8 +42,8 @@ import redis.exceptions
 from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 
-from graphwren.errors import MissingKey, StorageError, TransientStorageError
-from graphwren.runtime.storage.base import RetryPolicy, Store, guarded
+from ...errors import MissingKey, StorageError, TransientStorageError
+from .base import RetryPolicy, Store, guarded
 
 CHUNK = 1 << 20  # 1 MiB
 # 6 retries wait 1.75-3.5 s in all (equal jitter, 50 ms doubling to a 1 s cap): a restart

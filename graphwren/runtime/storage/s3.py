@@ -36,8 +36,8 @@ import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from graphwren.errors import MissingKey, StorageError, TransientStorageError
-from graphwren.runtime.storage.base import RetryPolicy, Store, guarded, retry
+from ...errors import MissingKey, StorageError, TransientStorageError
+from .base import RetryPolicy, Store, guarded, retry
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNKSIZE = 16 * 1024 * 1024

@@ -596,7 +596,7 @@ RULES = [lower_reduction]
 
 
 def optimize(expr: ArrayExpr, settings: dict) -> ArrayExpr:
-    from .array_matmul import plan_matmul_rule
+    from ..planner.matmul import plan_matmul_rule
     out = expr
     for rule in RULES:
         out = rewrite(out, rule)

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .array_expr import ArrayError, MatMul, MatMulSplit, ReduceLevel
+from ..logical.array import ArrayError, MatMul, MatMulSplit, ReduceLevel
 
 #: What a worker process holds besides the blocks (interpreter, numpy, pyarrow; measured ~150 MB).
 RUNTIME_OVERHEAD = 160 * 1024**2

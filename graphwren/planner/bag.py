@@ -16,15 +16,15 @@ from typing import Callable
 
 from ..runtime import codec
 from ..runtime.plan import ALL_TO_ALL, BROADCAST, CUSTOM, GATHER, ONE_TO_ONE, RANGE, Edge, Plan, Stage
-from . import bag_io
-from . import bag_sort as srt
-from . import bag_tables as tb
-from . import bag_tasks as t
-from . import offline, shuffle_medium
-from .bag_columnar import ColumnarTextBlock, columnar_prefix
-from .bag_expr import (FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
-                       Repartition, Shuffle, Sort, TreeReduce, describe_op)
-from .expr import Expr
+from ..tasks import text_io as bag_io
+from ..tasks import sort as srt
+from ..tasks import tables as tb
+from ..tasks import bag_ops as t
+from ..logical import offline
+from . import shuffle_medium
+from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
+from ..logical.bag import FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText, Repartition, Shuffle, Sort, TreeReduce, describe_op
+from ..logical.expr import Expr
 from .explain import human_bytes
 
 DEFAULT_SPLIT_EVERY = 16

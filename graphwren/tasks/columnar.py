@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from . import bag_tasks as t
+from . import bag_ops as t
 
 _PY_ONLY_SEPARATORS = re.compile(rb"[\x1c-\x1f]")
 _ASCII_CODECS = {"utf-8", "utf8", "ascii", "us-ascii", "latin-1", "latin1", "iso-8859-1"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 
-from . import bag_tasks as t
+from ..tasks import bag_ops as t
 from . import offline
 from .expr import Expr, funcname
 
@@ -87,7 +87,7 @@ class FromArrow(BagExpr):
 
     @property
     def schema(self):
-        from .bag_tables import common_schema
+        from ..tasks.tables import common_schema
         return common_schema([t.schema for t in self.tables])
 
     def _describe(self):
@@ -111,7 +111,7 @@ class ReadText(BagExpr):
 
     @functools.cached_property
     def splits(self):
-        from .bag_io import text_splits
+        from ..tasks.text_io import text_splits
         return text_splits(self.urlpath, self.blocksize, self.compression)
 
     @property
@@ -124,7 +124,7 @@ class ReadText(BagExpr):
     @property
     def npartitions(self):
         if self.unlisted:
-            from .bag_io import infer_compression
+            from ..tasks.text_io import infer_compression
             # Known without a listing only for plain paths read whole: one block per file.
             paths = offline.paths_of(self.urlpath)
             whole = self.blocksize is None or all(infer_compression(p, self.compression) for p in paths)
@@ -143,7 +143,7 @@ class ReadParquet(BagExpr):
 
     @functools.cached_property
     def files(self):
-        from .bag_io import expand
+        from ..tasks.text_io import expand
         return expand(self.urlpath, "read_parquet")
 
     @property
@@ -166,7 +166,7 @@ class ReadParquet(BagExpr):
     @functools.cached_property
     def footers(self) -> list:
         """Every file's parquet metadata: only the footers are read, in parallel."""
-        from .bag_tables import parquet_metadata
+        from ..tasks.tables import parquet_metadata
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             return list(pool.map(lambda f: parquet_metadata(*f), self.files))
 
@@ -183,7 +183,7 @@ class ReadParquet(BagExpr):
 
     @functools.cached_property
     def _schema(self):
-        from .bag_tables import common_schema
+        from ..tasks.tables import common_schema
         return common_schema([m.schema.to_arrow_schema() for m in self.footers], self.columns)
 
 
@@ -281,7 +281,7 @@ class Sort(BagExpr):
         return self.nparts or self.frame.npartitions
 
     def _describe(self):
-        from .bag_sort import describe_key
+        from ..tasks.sort import describe_key
         return (f"Sort(key={describe_key(self.key)}{', reverse' if self.reverse else ''}, "
                 f"npartitions={self.npartitions})")
 

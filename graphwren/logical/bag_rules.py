@@ -6,9 +6,8 @@ shuffles, and fuse chains of narrow ops into one pass.
 """
 from __future__ import annotations
 
-from . import bag_tasks as t
-from .bag_expr import (Distinct, Frequencies, Fused, GroupBy, HashJoin, Join, Narrow, ReduceBy,
-                       Reduction, Shuffle, TopK, TreeReduce)
+from ..tasks import bag_ops as t
+from .bag import Distinct, Frequencies, Fused, GroupBy, HashJoin, Join, Narrow, ReduceBy, Reduction, Shuffle, TopK, TreeReduce
 from .expr import Expr
 
 _ONE_TO_ONE_OPS = (t.Map, t.Starmap, t.Pluck)

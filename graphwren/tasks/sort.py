@@ -51,7 +51,7 @@ def describe_key(key) -> str:
     if key is None:
         return "record"
     if callable(key):
-        from .expr import funcname
+        from ..logical.expr import funcname
         return funcname(key)
     return repr(key)
 

@@ -27,10 +27,9 @@ import numpy as np
 
 from ..runtime import codec
 from ..runtime.plan import BROADCAST, CUSTOM, ONE_TO_ONE, Edge, Plan, Stage
-from .array_expr import (Arange, ArrayError, ArrayExpr, Elemwise, FromNumpy, Full, GetItem, Load, MatMul,
-                         MatMulSplit, Random, Rechunk, ReduceLevel, Transpose, block_shape, chunk_offsets)
-from .array_matmul import RUNTIME_OVERHEAD
-from .expr import funcname
+from ..logical.array import Arange, ArrayError, ArrayExpr, Elemwise, FromNumpy, Full, GetItem, Load, MatMul, MatMulSplit, Random, Rechunk, ReduceLevel, Transpose, block_shape, chunk_offsets
+from .matmul import RUNTIME_OVERHEAD
+from ..logical.expr import funcname
 
 HEADER_KEY = "_array.json"
 
