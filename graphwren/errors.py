@@ -63,3 +63,7 @@ class TaskMemoryError(GraphwrenError, MemoryError):
 
 class IntegrityError(GraphwrenError):
     """An object in storage failed its HMAC check: graphwren refused to decode or unpickle it."""
+
+
+class ArrayError(GraphwrenError, ValueError):
+    """A blocked-array operation that cannot be planned (raised at graph-building time)."""

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphwren as gw
-from graphwren.tasks.bag_ops import portable_hash
+from graphwren.tasks.hashing import portable_hash
 
 HYP = settings(max_examples=200, deadline=None)
 E2E = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,7 +121,7 @@ CHILD = """
 import sys, datetime, decimal, fractions, numpy as np
 from decimal import Decimal
 from fractions import Fraction
-from graphwren.tasks.bag_ops import portable_hash
+from graphwren.tasks.hashing import portable_hash
 ns = {"datetime": datetime, "Decimal": Decimal, "Fraction": Fraction, "np": np,
       "nan": float("nan"), "inf": float("inf"), "frozenset": frozenset}
 for line in sys.stdin:

@@ -22,8 +22,11 @@ import numpy as np
 
 from .. import config
 from ..errors import MissingKey
-from ..logical.array import Arange, ArrayError, ArrayExpr, AsType, Elemwise, FromNumpy, Full, Held, Load, MatMul, Random, Rechunk, Reduction, Transpose, check_numeric, infer_dtype, make_getitem, normalize_chunks, optimize, REDUCTIONS
-from ..planner.array import HEADER_KEY, Lowering, block_key, chunk_offsets, unravel
+from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, Elemwise, FromNumpy, Full, Held, Load, MatMul,
+                             Random, Rechunk, Reduction, Transpose, check_numeric, infer_dtype, make_getitem,
+                             normalize_chunks, optimize)
+from ..planner.array import Lowering
+from ..tasks.blocks import HEADER_KEY, block_key, chunk_offsets, unravel
 from ..logical.expr import funcname
 
 __all__ = ["Array", "from_numpy", "random", "zeros", "ones", "full", "arange", "load", "ArrayError",

@@ -13,11 +13,12 @@ import operator
 import shutil
 import subprocess
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .. import config
 from ..logical import bag as e
 from ..logical import offline
+from ..tasks import aggregates as agg
 from ..tasks import bag_ops as t
 from ..tasks.text_io import WriteText, output_targets
 from ..tasks.tables import WriteParquet
@@ -111,25 +112,25 @@ class Bag:
         return item if out_type in (None, Item) else Bag(item.expr)
 
     def count(self) -> "Item":
-        return Item(e.Reduction(self.expr, _count, sum, None, "count"))
+        return Item(e.Reduction(self.expr, agg.count, sum, None, "count"))
 
     def sum(self, split_every=None) -> "Item":
         return Item(e.Reduction(self.expr, builtins.sum, builtins.sum, split_every, "sum"))
 
     def min(self, split_every=None) -> "Item":
-        return Item(e.Reduction(self.expr, _min_chunk, _min_aggregate, split_every, "min"))
+        return Item(e.Reduction(self.expr, agg.min_chunk, agg.min_aggregate, split_every, "min"))
 
     def max(self, split_every=None) -> "Item":
-        return Item(e.Reduction(self.expr, _max_chunk, _max_aggregate, split_every, "max"))
+        return Item(e.Reduction(self.expr, agg.max_chunk, agg.max_aggregate, split_every, "max"))
 
     def mean(self) -> "Item":
-        return Item(e.Reduction(self.expr, _moments, _mean_aggregate, None, "mean"))
+        return Item(e.Reduction(self.expr, agg.moments, agg.mean_aggregate, None, "mean"))
 
     def var(self, ddof: int = 0) -> "Item":
-        return Item(e.Reduction(self.expr, _moments, _VarAggregate(ddof), None, "var"))
+        return Item(e.Reduction(self.expr, agg.moments, agg.VarAggregate(ddof), None, "var"))
 
     def std(self, ddof: int = 0) -> "Item":
-        return Item(e.Reduction(self.expr, _moments, _VarAggregate(ddof, sqrt=True), None, "std"))
+        return Item(e.Reduction(self.expr, agg.moments, agg.VarAggregate(ddof, sqrt=True), None, "std"))
 
     def all(self) -> "Item":
         return Item(e.Reduction(self.expr, builtins.all, builtins.all, None, "all"))
@@ -274,81 +275,6 @@ class Item(Bag):
 
     def __repr__(self) -> str:
         return f"graphwren.Item<{self.expr._describe()}>"
-
-
-# -- reductions' halves (module-level so workers import them by reference) -------------
-class _NoValue:
-    """Marks an empty partition in min/max (a class: identity survives pickling)."""
-
-
-def _count(it) -> int:
-    return builtins.sum(1 for _ in it)
-
-
-def _min_chunk(it):
-    return builtins.min(it, default=_NoValue)
-
-
-def _max_chunk(it):
-    return builtins.max(it, default=_NoValue)
-
-
-def _min_aggregate(values):
-    values = [v for v in values if v is not _NoValue]
-    if not values:
-        raise ValueError("min() of an empty bag")
-    return builtins.min(values)
-
-
-def _max_aggregate(values):
-    values = [v for v in values if v is not _NoValue]
-    if not values:
-        raise ValueError("max() of an empty bag")
-    return builtins.max(values)
-
-
-def _moments(it) -> tuple[int, float, float]:
-    """(count, mean, sum of squared deviations) of one partition (Welford)."""
-    n, mean, m2 = 0, 0.0, 0.0
-    for x in it:
-        n += 1
-        delta = x - mean
-        mean += delta / n
-        m2 += delta * (x - mean)
-    return n, mean, m2
-
-
-def _merge_moments(parts) -> tuple[int, float, float]:
-    """Chan et al.'s pairwise merge: numerically stable across partitions."""
-    n, mean, m2 = 0, 0.0, 0.0
-    for nb, mb, m2b in parts:
-        if nb == 0:
-            continue
-        total = n + nb
-        delta = mb - mean
-        mean += delta * nb / total
-        m2 += m2b + delta * delta * n * nb / total
-        n = total
-    return n, mean, m2
-
-
-def _mean_aggregate(parts):
-    n, mean, _ = _merge_moments(parts)
-    if n == 0:
-        raise ValueError("mean() of an empty bag")
-    return mean
-
-
-class _VarAggregate:
-    def __init__(self, ddof: int, sqrt: bool = False):
-        self.ddof, self.sqrt = ddof, sqrt
-
-    def __call__(self, parts):
-        n, _, m2 = _merge_moments(parts)
-        if n - self.ddof <= 0:
-            raise ValueError(f"var() needs more than ddof={self.ddof} records, the bag has {n}")
-        var = m2 / (n - self.ddof)
-        return math.sqrt(var) if self.sqrt else var
 
 
 # -- constructors ----------------------------------------------------------------------

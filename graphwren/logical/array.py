@@ -25,12 +25,9 @@ import uuid
 
 import numpy as np
 
-from ..errors import GraphwrenError
+from ..errors import ArrayError
+from ..tasks.blocks import block_shape, chunk_offsets
 from .expr import Expr, funcname, tokenize
-
-
-class ArrayError(GraphwrenError, ValueError):
-    """A blocked-array operation that cannot be planned (raised at graph-building time)."""
 
 
 # ----------------------------------------------------------------------------- chunks
@@ -71,17 +68,6 @@ def normalize_chunks(chunks, shape: tuple[int, ...], dtype=np.float64,
     if len(chunks) != ndim:
         raise ArrayError(f"chunks {chunks!r} has {len(chunks)} entries for a {ndim}-d array of shape {shape}")
     return tuple(_dim_chunks(s, c) for s, c in zip(shape, chunks))
-
-
-def chunk_offsets(dim_chunks: tuple[int, ...]) -> list[int]:
-    out = [0]
-    for c in dim_chunks:
-        out.append(out[-1] + c)
-    return out
-
-
-def block_shape(chunks, idx) -> tuple[int, ...]:
-    return tuple(c[i] for c, i in zip(chunks, idx))
 
 
 def max_block_nbytes(chunks, dtype) -> int:

@@ -143,7 +143,7 @@ class ReadParquet(BagExpr):
 
     @functools.cached_property
     def files(self):
-        from ..tasks.text_io import expand
+        from ..runtime.storage.paths import expand
         return expand(self.urlpath, "read_parquet")
 
     @property

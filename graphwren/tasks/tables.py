@@ -12,7 +12,7 @@ import io
 
 from ..errors import FieldError
 from ..runtime.storage import open_store
-from .text_io import display
+from ..runtime.storage.paths import display
 
 #: Arrow types whose order Arrow's sort kernels define the way Python orders their values.
 _SORTABLE = ("is_integer", "is_floating", "is_string", "is_large_string", "is_binary", "is_large_binary",

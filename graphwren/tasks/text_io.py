@@ -1,69 +1,22 @@
-"""Reading and writing bags: URL globs, newline-aligned byte ranges, parquet, text.
+"""Reading and writing text: newline-aligned byte ranges, compression, one file per partition.
 
-Every file is addressed as (store URL, key) so local paths, ``s3://`` and
-``redis://`` read alike; a task fetches only its byte range (ranged GETs),
-plus the few bytes past it that finish its last line.
+A task fetches only its byte range (ranged GETs), plus the few bytes past it
+that finish its last line.
 """
 from __future__ import annotations
 
 import bz2
-import fnmatch
-import glob as globmod
 import gzip
 import io
 import lzma
 import os
-import re
-from urllib.parse import urlsplit
 
 from ..runtime.storage import open_store
+from ..runtime.storage.paths import display, expand, split_url
 
 COMPRESSIONS = {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}
 _EXTENSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
 _READ_MORE = 64 * 1024
-
-
-def _split_url(path: str) -> tuple[str, str]:
-    """(store URL, key) of one file."""
-    if "://" in path and not path.startswith("file://"):
-        parts = urlsplit(path)
-        return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
-    if path.startswith("file://"):
-        path = path[len("file://"):]
-    return "file:///", os.path.abspath(os.path.expanduser(path)).lstrip("/")
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders part.2 before part.10, as dask does for globs."""
-    return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", name)]
-
-
-def expand(urlpath, what: str) -> list[tuple[str, str]]:
-    """Every (store URL, key) a path, glob or list of them names; an error if none."""
-    paths = [urlpath] if isinstance(urlpath, (str, os.PathLike)) else list(urlpath)
-    if not paths:
-        raise ValueError(f"{what}: an empty list of paths")
-    out = []
-    for path in map(str, paths):
-        if not any(c in path for c in "*?["):
-            store_url, key = _split_url(path)
-            if not open_store(store_url).exists(key):
-                raise FileNotFoundError(f"{what}: no such file {path!r}")
-            out.append((store_url, key))
-            continue
-        if "://" in path and not path.startswith("file://"):
-            store_url, pattern = _split_url(path)
-            fixed = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
-            keys = [k for k in open_store(store_url).list(fixed) if fnmatch.fnmatchcase(k, pattern)]
-            matches = [(store_url, k) for k in sorted(keys, key=natural_key)]
-        else:
-            local = path[len("file://"):] if path.startswith("file://") else path
-            matches = [_split_url(p) for p in sorted(globmod.glob(os.path.expanduser(local)), key=natural_key)
-                       if os.path.isfile(p)]
-        if not matches:
-            raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
-        out.extend(matches)
-    return out
 
 
 def infer_compression(key: str, compression):
@@ -88,13 +41,6 @@ def text_splits(urlpath, blocksize, compression) -> list[tuple]:
         for start in range(0, size, blocksize):
             splits.append((store_url, key, start, min(start + blocksize, size), None))
     return splits
-
-
-def display(store_url: str, key: str) -> str:
-    """A file's name in messages: a local path as a path, others as their URL."""
-    if store_url.startswith("file://"):
-        return "/" + key.lstrip("/")
-    return f"{store_url.rstrip('/')}/{key}"
 
 
 class ReadTextBlock:
@@ -161,7 +107,7 @@ def output_targets(urlpath: str, n: int, name_function) -> list[tuple[str, str]]
         paths = [urlpath.replace("*", name_function(i)) for i in range(n)]
     else:
         paths = [urlpath.rstrip("/") + f"/{name_function(i)}.part" for i in range(n)]
-    return [_split_url(p) for p in paths]
+    return [split_url(p) for p in paths]
 
 
 class WriteText:

@@ -1,0 +1,417 @@
+"""What an array stage runs inside a worker: a small tree of kernels computing one block.
+
+Sources make or read their block right there (random generation, a ranged
+read of the data the driver shipped, a GET of a stored block); fused narrow
+nodes run inside the consuming task; a stage-output block arrives through
+the task's input edge. ``BlockTask`` is the stage function.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import math
+import threading
+
+import numpy as np
+
+from ..errors import ArrayError
+from ..runtime import codec
+from .blocks import block_key, block_shape, ravel, unravel
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _prefetcher():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gw-array-prefetch")
+    return _pool
+
+
+def prefetched(thunks):
+    """Results of the thunks in order, each computed while the previous one is in use."""
+    thunks = list(thunks)
+    if len(thunks) <= 1 or threading.current_thread().name.startswith("gw-array-prefetch"):
+        for t in thunks:
+            yield t()
+        return
+    pool = _prefetcher()
+    fut = pool.submit(thunks[0])
+    for k in range(len(thunks)):
+        value = fut.result()
+        if k + 1 < len(thunks):
+            fut = pool.submit(thunks[k + 1])
+        yield value
+        del value
+
+
+class Env:
+    """What kernels see while a task runs."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+
+class Kernel:
+    """Computes one block of a node. ``out_nbytes``/``peak`` are planning estimates."""
+
+    name = ""
+
+    def compute(self, env, idx):
+        raise NotImplementedError
+
+    def reads(self, idx, out: list) -> None:
+        """Append (edge, upstream task) for every stage-output block this block needs."""
+
+    def source_bytes(self, idx) -> int:
+        """Bytes this block reads from sources in storage (Plan.data, stored arrays)."""
+        return 0
+
+
+class KFromData(Kernel):
+    def __init__(self, data_name, offsets, numblocks, name):
+        self.data_name, self.offsets, self.numblocks, self.name = data_name, offsets, numblocks, name
+
+    def compute(self, env, idx):
+        t = ravel(idx, self.numblocks)
+        return codec.decode(env.ctx.read_data(self.data_name, self.offsets[t], self.offsets[t + 1]))
+
+    def source_bytes(self, idx):
+        t = ravel(idx, self.numblocks)
+        return self.offsets[t + 1] - self.offsets[t]
+
+
+class KRandom(Kernel):
+    def __init__(self, seed, chunks, dtype):
+        self.seed, self.chunks, self.dtype = seed, chunks, np.dtype(dtype)
+
+    def compute(self, env, idx):
+        rng = np.random.default_rng([self.seed, *idx])
+        shape = block_shape(self.chunks, idx)
+        if self.dtype in (np.float32, np.float64):
+            return rng.random(shape, dtype=self.dtype)
+        return rng.random(shape).astype(self.dtype)
+
+
+class KFull(Kernel):
+    def __init__(self, value, chunks, dtype):
+        self.value, self.chunks, self.dtype = value, chunks, np.dtype(dtype)
+
+    def compute(self, env, idx):
+        return np.full(block_shape(self.chunks, idx), self.value, dtype=self.dtype)
+
+
+class KArange(Kernel):
+    def __init__(self, start, step, chunks, dtype):
+        self.start, self.step, self.chunks, self.dtype = start, step, chunks, np.dtype(dtype)
+
+    def compute(self, env, idx):
+        off = sum(self.chunks[0][:idx[0]])
+        n = self.chunks[0][idx[0]]
+        return (self.start + self.step * np.arange(off, off + n)).astype(self.dtype, copy=False)
+
+
+class KLoad(Kernel):
+    def __init__(self, url, chunks, dtype, name):
+        self.url, self.chunks, self.dtype, self.name = url, chunks, np.dtype(dtype), name
+
+    def compute(self, env, idx):
+        from ..errors import MissingKey
+        from ..runtime.storage import open_store
+        key = block_key(idx)
+        try:
+            blob = open_store(self.url).get(key)
+        except MissingKey:
+            raise ArrayError(f"load({self.url!r}): block {idx} ({key}) is missing from storage") from None
+        block = codec.decode(blob)
+        want = block_shape(self.chunks, idx)
+        if block.shape != want or block.dtype != self.dtype:
+            raise ArrayError(f"load({self.url!r}): block {idx} has shape {block.shape} and dtype {block.dtype}, "
+                             f"the header says {want} {self.dtype}")
+        return block
+
+    def source_bytes(self, idx):
+        return math.prod(block_shape(self.chunks, idx)) * self.dtype.itemsize
+
+
+class KStageRef(Kernel):
+    def __init__(self, edge, numblocks, name):
+        self.edge, self.numblocks, self.name = edge, numblocks, name
+
+    def compute(self, env, idx):
+        t = ravel(idx, self.numblocks)
+        return next(iter(env.ctx.input_pieces(self.edge, [(t, None)])))
+
+    def reads(self, idx, out):
+        out.append((self.edge, ravel(idx, self.numblocks)))
+
+
+class KElemwise(Kernel):
+    def __init__(self, op, args, ndim):
+        # args: (kernel, broadcast flags per dim, offset) or ("scalar", value)
+        self.op, self.args, self.ndim = op, args, ndim
+
+    def _arg_idx(self, flags, off, idx):
+        return tuple(0 if f else idx[off + d] for d, f in enumerate(flags))
+
+    def compute(self, env, idx):
+        vals = []
+        for a in self.args:
+            if a[0] == "scalar":
+                vals.append(a[1])
+            else:
+                k, flags, off = a
+                vals.append(k.compute(env, self._arg_idx(flags, off, idx)))
+        return self.op(*vals)
+
+    def reads(self, idx, out):
+        for a in self.args:
+            if a[0] != "scalar":
+                a[0].reads(self._arg_idx(a[1], a[2], idx), out)
+
+    def source_bytes(self, idx):
+        return sum(a[0].source_bytes(self._arg_idx(a[1], a[2], idx)) for a in self.args if a[0] != "scalar")
+
+
+class KTranspose(Kernel):
+    def __init__(self, k, axes):
+        self.k, self.axes = k, axes
+
+    def _in(self, idx):
+        inp = [0] * len(self.axes)
+        for d, a in enumerate(self.axes):
+            inp[a] = idx[d]
+        return tuple(inp)
+
+    def compute(self, env, idx):
+        return self.k.compute(env, self._in(idx)).transpose(self.axes)
+
+    def reads(self, idx, out):
+        self.k.reads(self._in(idx), out)
+
+    def source_bytes(self, idx):
+        return self.k.source_bytes(self._in(idx))
+
+
+class KGetItem(Kernel):
+    def __init__(self, k, plan):
+        self.k, self.plan = k, plan
+
+    def _map(self, idx):
+        in_idx, local, d = [], [], 0
+        for entry in self.plan:
+            if entry[0] == "s":
+                b, s, e, st = entry[1][idx[d]]
+                in_idx.append(b)
+                local.append(slice(s, e, st))
+                d += 1
+            elif entry[0] == "i":
+                in_idx.append(entry[1])
+                local.append(entry[2])
+            else:
+                local.append(None)
+                d += 1
+        return tuple(in_idx), tuple(local)
+
+    def compute(self, env, idx):
+        in_idx, local = self._map(idx)
+        return self.k.compute(env, in_idx)[local]
+
+    def reads(self, idx, out):
+        self.k.reads(self._map(idx)[0], out)
+
+    def source_bytes(self, idx):
+        return self.k.source_bytes(self._map(idx)[0])
+
+
+class KRechunk(Kernel):
+    def __init__(self, k, tables, dtype):
+        # tables[d][j] = [(in block, in slice start, stop, out start, stop), ...]
+        self.k, self.tables, self.dtype = k, tables, np.dtype(dtype)
+
+    def _pieces(self, idx):
+        return itertools.product(*(self.tables[d][j] for d, j in enumerate(idx)))
+
+    def compute(self, env, idx):
+        pieces = list(self._pieces(idx))
+        shape = tuple(sum(p[4] - p[3] for p in self.tables[d][j]) for d, j in enumerate(idx))
+        if len(pieces) == 1:
+            combo = pieces[0]
+            blk = self.k.compute(env, tuple(p[0] for p in combo))
+            view = blk[tuple(slice(p[1], p[2]) for p in combo)]
+            if view.shape == shape:
+                return view
+        out = np.empty(shape, dtype=self.dtype)
+        thunks = [(lambda c=c: (c, self.k.compute(env, tuple(p[0] for p in c)))) for c in pieces]
+        for combo, blk in prefetched(thunks):
+            out[tuple(slice(p[3], p[4]) for p in combo)] = blk[tuple(slice(p[1], p[2]) for p in combo)]
+        return out
+
+    def reads(self, idx, out):
+        for combo in self._pieces(idx):
+            self.k.reads(tuple(p[0] for p in combo), out)
+
+    def source_bytes(self, idx):
+        return sum(self.k.source_bytes(tuple(p[0] for p in c)) for c in self._pieces(idx))
+
+
+class KMatMul(Kernel):
+    """Streaming block product over a k range, accumulating in place."""
+
+    def __init__(self, ka, kb, nk, ranges=None):
+        self.ka, self.kb, self.nk, self.ranges = ka, kb, nk, ranges
+
+    def _ks(self, idx):
+        if self.ranges is None:
+            return idx, range(self.nk)
+        s, i, j = idx
+        return (i, j), range(*self.ranges[s])
+
+    def compute(self, env, idx):
+        (i, j), ks = self._ks(idx)
+        thunks = [(lambda k=k: (self.ka.compute(env, (i, k)), self.kb.compute(env, (k, j)))) for k in ks]
+        acc = tmp = None
+        for a, b in prefetched(thunks):
+            if acc is None:
+                acc = np.matmul(a, b)
+                if not acc.flags.writeable:
+                    acc = acc.copy()
+            else:
+                if tmp is None:
+                    tmp = np.empty_like(acc)
+                np.matmul(a, b, out=tmp)
+                acc += tmp
+            del a, b
+        del tmp
+        return acc[None] if self.ranges is not None else acc
+
+    def reads(self, idx, out):
+        (i, j), ks = self._ks(idx)
+        for k in ks:
+            self.ka.reads((i, k), out)
+            self.kb.reads((k, j), out)
+
+    def source_bytes(self, idx):
+        (i, j), ks = self._ks(idx)
+        return sum(self.ka.source_bytes((i, k)) + self.kb.source_bytes((k, j)) for k in ks)
+
+
+class KReduce(Kernel):
+    """One reduction level: fold the group of input blocks, then finalize on the last level."""
+
+    def __init__(self, k, how, axes, split, first, last, keepdims, ddof, dtype, in_numblocks, in_dtype):
+        self.k, self.how, self.axes, self.split = k, how, tuple(axes), split
+        self.first, self.last, self.keepdims, self.ddof = first, last, keepdims, ddof
+        self.dtype, self.in_numblocks, self.in_dtype = np.dtype(dtype), in_numblocks, np.dtype(in_dtype)
+
+    def _group(self, idx):
+        ranges = []
+        pos = 0
+        for d, n in enumerate(self.in_numblocks):
+            if d in self.axes:
+                s = self.split[self.axes.index(d)]
+                g = idx[pos] if (not self.last or self.keepdims) else 0
+                ranges.append(range(g * s, min(n, (g + 1) * s)))
+                if not self.last or self.keepdims:
+                    pos += 1
+            else:
+                ranges.append((idx[pos],))
+                pos += 1
+        return list(itertools.product(*ranges))
+
+    def _chunk(self, b):
+        """A raw block -> its partial (moments stacked on a leading axis where needed)."""
+        ax = self.axes
+        how = self.how
+        if how in ("sum", "prod", "min", "max"):
+            fn = {"sum": np.sum, "prod": np.prod, "min": np.min, "max": np.max}[how]
+            kw = {"dtype": self.dtype} if how in ("sum", "prod") else {}
+            out = fn(b, axis=ax, keepdims=True, **kw)
+            return out.astype(self.dtype, copy=False)
+        wide = np.complex128 if b.dtype.kind == "c" else np.float64
+        n = math.prod(b.shape[a] for a in ax)
+        s = np.sum(b, axis=ax, keepdims=True, dtype=wide)
+        if how == "mean":
+            return np.stack([s, np.full_like(s, n)])
+        mean = s / n if n else s
+        m2 = np.sum(np.abs(b - mean) ** 2, axis=ax, keepdims=True, dtype=np.float64).astype(wide)
+        return np.stack([np.full_like(s, n), mean, m2])
+
+    def _combine(self, acc, p):
+        how = self.how
+        if how == "sum":
+            acc += p
+        elif how == "prod":
+            acc *= p
+        elif how == "min":
+            np.minimum(acc, p, out=acc)
+        elif how == "max":
+            np.maximum(acc, p, out=acc)
+        elif how == "mean":
+            acc += p
+        else:  # Chan et al.: merge (count, mean, M2)
+            na, ma, m2a = acc
+            nb, mb, m2b = p
+            n = na + nb
+            safe = np.where(n == 0, 1, n)
+            delta = mb - ma
+            acc[1] = ma + delta * (nb / safe)
+            acc[2] = m2a + m2b + np.abs(delta) ** 2 * (na * nb / safe)
+            acc[0] = n
+        return acc
+
+    def _finalize(self, acc):
+        how = self.how
+        if how == "mean":
+            out = acc[0] / acc[1]
+        elif how in ("var", "std"):
+            n, _, m2 = acc
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = np.real(m2) / np.maximum(np.real(n) - self.ddof, 0)
+            if how == "std":
+                out = np.sqrt(out)
+        else:
+            out = acc
+        out = np.asarray(out).astype(self.dtype, copy=False)
+        if not self.keepdims:
+            out = out.reshape(tuple(s for d, s in enumerate(out.shape) if d not in self.axes))
+        return out
+
+    def compute(self, env, idx):
+        group = self._group(idx)
+        thunks = [(lambda g=g: self.k.compute(env, g)) for g in group]
+        acc = None
+        for blk in prefetched(thunks):
+            p = self._chunk(blk) if self.first else blk
+            if acc is None:
+                acc = np.array(p, copy=True) if len(group) > 1 or not p.flags.writeable else p
+            else:
+                acc = self._combine(acc, p)
+        return self._finalize(acc) if self.last else acc
+
+    def reads(self, idx, out):
+        for g in self._group(idx):
+            self.k.reads(g, out)
+
+    def source_bytes(self, idx):
+        return sum(self.k.source_bytes(g) for g in self._group(idx))
+
+
+class BlockTask:
+    """The stage function: evaluate this task's output block; or store it and return its size."""
+
+    def __init__(self, kernel, numblocks, target=None, label=""):
+        self.kernel, self.numblocks, self.target, self.label = kernel, numblocks, target, label
+
+    def __call__(self, ctx):
+        idx = unravel(ctx.task, self.numblocks)
+        ctx.where = f"block {idx}"
+        out = np.asarray(self.kernel.compute(Env(ctx), idx))
+        if self.target is None:
+            return out
+        from ..runtime.storage import open_store
+        open_store(self.target).put(block_key(idx), codec.encode(out))
+        return [(ctx.task, int(out.nbytes))]
