@@ -65,5 +65,13 @@ class IntegrityError(GraphwrenError):
     """An object in storage failed its HMAC check: graphwren refused to decode or unpickle it."""
 
 
-class ArrayError(GraphwrenError, ValueError):
+class PlanError(GraphwrenError, ValueError):
+    """A computation that cannot be planned as asked: found before any task runs."""
+
+
+class ArrayError(PlanError):
     """A blocked-array operation that cannot be planned (raised at graph-building time)."""
+
+
+class ProjectedMemoryError(PlanError):
+    """A stage whose projected per-task memory is over ``max_task_memory`` (raised at plan time)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import pickle
 import reprlib
 import threading
 from typing import Any, Callable, Iterable
@@ -20,61 +19,13 @@ from . import config
 from .runtime import lifecycle, records, shipping
 from .runtime.driver import Driver
 from .runtime.plan import GATHER, Edge, Plan, Stage
-from .runtime.remote_errors import capture, restore
+from .runtime.remote_errors import restore
+from .tasks import calls, shipped
 
 ANY_COMPLETED = concurrent.futures.FIRST_COMPLETED
 FIRST_COMPLETED = concurrent.futures.FIRST_COMPLETED
 ALL_COMPLETED = concurrent.futures.ALL_COMPLETED
 FIRST_EXCEPTION = concurrent.futures.FIRST_EXCEPTION
-
-
-class _Failed:
-    """A user exception standing in for one item's result."""
-
-    def __init__(self, blob: bytes):
-        self.blob = blob
-
-
-def _describe(fn) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
-
-
-class _MapChunk:
-    """The stage function of ``map``: run ``fn`` over this task's slice of the items."""
-
-    def __init__(self, fn, offsets: list[int], first_index: list[int], retries: int):
-        self.fn, self.offsets, self.first_index, self.retries = fn, offsets, first_index, retries
-
-    def __call__(self, ctx) -> list:
-        items = pickle.loads(ctx.read_data("items", self.offsets[ctx.task], self.offsets[ctx.task + 1]))
-        out = []
-        for k, item in enumerate(items):
-            for attempt in range(self.retries + 1):
-                try:
-                    out.append(self.fn(item))
-                    break
-                except Exception as exc:  # noqa: BLE001 - reaches the item's future
-                    if attempt == self.retries:
-                        where = (f"call {self.first_index[ctx.task] + k} of map({_describe(self.fn)}) "
-                                 f"on input {reprlib.repr(item)}")
-                        out.append(_Failed(capture(exc, where)))
-        return out
-
-
-class _Reduce:
-    """The stage function of ``map_reduce``'s single reduce task."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, ctx) -> list:
-        results = []
-        for part in ctx.input(0):
-            for value in part:
-                if isinstance(value, _Failed):
-                    raise restore(value.blob)
-                results.append(value)
-        return [self.fn(results)]
 
 
 class Executor:
@@ -100,12 +51,12 @@ class Executor:
         def on_output(_stage, task, part):
             for k, value in enumerate(part):
                 fut = futures[stage.fn.first_index[task] + k]
-                if isinstance(value, _Failed):
+                if isinstance(value, calls.Failed):
                     fut.set_exception(restore(value.blob))
                 else:
                     fut.set_result(value)
 
-        self._launch(Plan([stage], [stage.name], data), on_output, futures, f"map({_describe(fn)})")
+        self._launch(Plan([stage], [stage.name], data), on_output, futures, f"map({calls.describe(fn)})")
         return list(futures)  # the caller's own list: popping from it must not hide futures from the job
 
     def map_reduce(self, map_fn: Callable, iterdata: Iterable, reduce_fn: Callable,
@@ -118,10 +69,10 @@ class Executor:
         if not futures:
             result.set_result(reduce_fn([]))
             return result
-        reduce = Stage("reduce", 1, _Reduce(reduce_fn), [Edge(stage.name, GATHER)], label=f"reduce({_describe(reduce_fn)})")
+        reduce = Stage("reduce", 1, calls.Reduce(reduce_fn), [Edge(stage.name, GATHER)], label=f"reduce({calls.describe(reduce_fn)})")
         self._launch(Plan([stage, reduce], ["reduce"], data),
                      lambda _s, _t, part: result.set_result(part[0]), [result],
-                     f"map_reduce({_describe(map_fn)})")
+                     f"map_reduce({calls.describe(map_fn)})")
         return result
 
     def wait_all(self) -> None:
@@ -159,21 +110,23 @@ class Executor:
             raise ValueError(f"chunksize must be >= 1, got {chunksize}")
         available = getattr(self.driver.backend, "available_modules", None)
         image = available() if available is not None else None   # Lambda: what its image can import
-        blobs, offsets, first = [], [0], []
-        for start in range(0, len(items), chunksize):
+        first = list(range(0, len(items), chunksize))
+
+        def pickled(start):
             chunk = items[start:start + chunksize]
             blob = _pickle_items(chunk, start)
             if image is not None:  # objects of the user's own classes travel by value too
                 blob = shipping.fit_to_image(chunk, blob, image, f"input items {start}-{start + len(chunk) - 1}")
-            blobs.append(blob)
-            offsets.append(offsets[-1] + len(blobs[-1]))
-            first.append(start)
-        stage = Stage("map", len(blobs), _MapChunk(fn, offsets, first, self.settings["retries"]),
-                      label=f"map({_describe(fn)})")
+            return blob
+
+        data, offsets = shipped.pack(first, encode=pickled)
+        stage = Stage("map", len(first), calls.MapChunk(fn, shipped.Shipped("items", offsets, "pickle"), first,
+                                                        self.settings["retries"]),
+                      label=f"map({calls.describe(fn)})")
         futures = [concurrent.futures.Future() for _ in items]
         for f in futures:
             f.set_running_or_notify_cancel()
-        return stage, {"items": b"".join(blobs)}, futures
+        return stage, {"items": data}, futures
 
     def _launch(self, plan: Plan, on_output, futures, description: str) -> None:
         def run():
@@ -200,7 +153,7 @@ def _check_picklable(obj, what: str) -> None:
     try:
         cloudpickle.dumps(obj)
     except Exception as exc:
-        raise TypeError(f"graphwren cannot pickle the {what} {_describe(obj)!r}: {exc}") from exc
+        raise TypeError(f"graphwren cannot pickle the {what} {calls.describe(obj)!r}: {exc}") from exc
 
 
 def _pickle_items(chunk: list, start: int) -> bytes:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphwren import config
+from graphwren import config, planner
+from graphwren.errors import ProjectedMemoryError
 from graphwren.collections import array as ga
 from graphwren.collections.array import ArrayError
 from graphwren.logical.array import MatMul, MatMulSplit, ReduceLevel, optimize
@@ -79,8 +80,8 @@ def test_elementwise_and_scalars(x):
 def test_fusion_is_one_stage(x):
     A = ga.from_numpy(x, chunks=(3, 4))
     B = (np.sin(A) + A.T.T * 2)[1:, ::2]
-    _, low = B._lower(config.resolve())
-    plan = low.plan()
+    plan = planner.plan(B.expr, config.resolve()).plan
+    plan = plan
     assert len(plan.stages) == 1
     close(B.compute(), (np.sin(x) + x * 2)[1:, ::2])
 
@@ -144,8 +145,8 @@ def test_rechunk(x):
     assert A.rechunk({1: 2}).chunks == ((3, 3, 1), (2, 2, 2, 2, 1))
     close(A.rechunk(-1).compute(), x)
     M = (A @ A.T).rechunk(((1, 6), (4, 3)))   # rechunk of a materialized matmul: CUSTOM edge
-    _, low = M._lower(config.resolve())
-    assert [e.kind for s in low.plan().stages for e in s.inputs] == ["custom"]
+    plan = planner.plan(M.expr, config.resolve()).plan
+    assert [e.kind for s in plan.stages for e in s.inputs] == ["custom"]
     close(M.compute(), x @ x.T)
 
 
@@ -195,8 +196,8 @@ def test_matmul_ragged_and_epilogue():
     a, b = rng.random((10, 7)), rng.random((9, 7))
     A, B = ga.from_numpy(a, chunks=(4, 3)), ga.from_numpy(b, chunks=(4, 3))
     C = (A @ B.T + 1.0) * 2
-    _, low = C._lower(config.resolve())
-    assert len(low.plan().stages) == 1    # matmul and its epilogue fused
+    plan = planner.plan(C.expr, config.resolve()).plan
+    assert len(plan.stages) == 1    # matmul and its epilogue fused
     close(C.compute(), (a @ b.T + 1) * 2)
     close(A.dot(B.T).compute(), a.dot(b.T))
     close(np.dot(A, B.T).compute(), a @ b.T)
@@ -229,8 +230,8 @@ def test_matmul_k_split_when_grid_smaller_than_workers():
     C = A @ B
     opt = optimize(C.expr, config.resolve({"workers": 2}))
     assert any(isinstance(n, MatMulSplit) for n in opt.walk())
-    _, low = C._lower(config.resolve({"workers": 2}))
-    assert len(low.plan().stages) == 2
+    plan = planner.plan(C.expr, config.resolve({"workers": 2})).plan
+    assert len(plan.stages) == 2
     close(C.compute(workers=2), a @ b)
     wide = optimize((ga.from_numpy(np.ones((8, 8)), chunks=4) @ ga.ones((8, 8), chunks=4)).expr,
                     config.resolve({"workers": 2}))
@@ -240,8 +241,8 @@ def test_matmul_k_split_when_grid_smaller_than_workers():
 def test_chained_matmul_materializes_inner(x):
     A = ga.from_numpy(x, chunks=(3, 4))
     C = (A @ A.T) @ A
-    _, low = C._lower(config.resolve())
-    assert len(low.plan().stages) == 2
+    plan = planner.plan(C.expr, config.resolve()).plan
+    assert len(plan.stages) == 2
     close(C.compute(), (x @ x.T) @ x)
     M = A @ A.T
     close((M + M.T).compute(), x @ x.T + (x @ x.T).T)
@@ -258,7 +259,7 @@ def test_matmul_memory_bound_error_suggests_chunks():
 
 def test_chunks_larger_than_bound():
     A = ga.zeros((8192, 8192), chunks=8192)
-    with pytest.raises(ArrayError, match="max_task_memory"):
+    with pytest.raises(ProjectedMemoryError, match="max_task_memory"):
         (A + 1).explain(max_task_memory=128 * 1024**2)
 
 

@@ -56,9 +56,8 @@ def add(a, b):
 
 def nplan(bag):
     """The physical plan compute() would run."""
-    from graphwren.planner.bag import lower
-    from graphwren.logical.bag_rules import optimize
-    return lower(optimize(bag.expr), config.resolve({}))
+    from graphwren import planner
+    return planner.plan(bag.expr, config.resolve({})).plan
 
 
 def split(seq, cuts):

@@ -21,7 +21,8 @@ import graphwren as gw
 from graphwren import config
 from graphwren.runtime import integrity, records, worker
 from graphwren.runtime.driver import Driver, fetch_output, manifest_record, read_commit
-from graphwren.runtime.plan import ALL_TO_ALL
+from graphwren import planner
+from graphwren.runtime.plan import HASH_SHUFFLE
 from graphwren.runtime.storage import open_store
 from graphwren.runtime.worker import InputSpec
 
@@ -131,7 +132,7 @@ def job_bag():
 
 def run_job(store_url, backend, **settings):
     settings = config.resolve({"storage": store_url, "progress": False, "speculation": False, **settings})
-    plan = job_bag()._plan(settings)
+    plan = planner.plan(job_bag().expr, settings).plan
     parts = {}
     # keep: copies that lost the race may still be running when the job ends
     job = Driver(settings, backend=backend).run(plan, lambda stage, task, part: parts.__setitem__(task, part),
@@ -195,7 +196,7 @@ def test_any_interleaving_of_puts_and_commits_has_one_winner(store_url, data, n,
     assert header["a"] == attempts[w]
     name = records.manifest_key(job, "s")
     store.put(name, manifest_record(key, name, [(header, payload if via_manifest else None)]))
-    edge = InputSpec(store_url, job, "s", 1, ALL_TO_ALL)
+    edge = InputSpec(store_url, job, "s", 1, HASH_SHUFFLE)
     if nbuckets is None:
         assert fetch_output(store, job, "s", 0, header, payload, key) == outs[w]
         assert worker._read_piece(edge, (0, None), key) == outs[w]

@@ -16,7 +16,7 @@ from graphwren import config
 from graphwren.errors import TaskLost
 from graphwren.runtime import integrity, records, worker
 from graphwren.runtime.driver import Driver
-from graphwren.runtime.plan import ALL_TO_ALL, BROADCAST, CUSTOM, GATHER, ONE_TO_ONE, RANGE, Edge, Plan, Stage
+from graphwren.runtime.plan import HASH_SHUFFLE, BROADCAST, CUSTOM, GATHER, ONE_TO_ONE, RANGE_SHUFFLE, Edge, Plan, Stage
 from graphwren.runtime.storage import open_store
 
 
@@ -98,7 +98,7 @@ def test_two_stage_one_to_one(store_url):
     assert events.count("started") == 2 and events.count("finished") == 2
 
 
-@pytest.mark.parametrize("kind", [ALL_TO_ALL, RANGE])
+@pytest.mark.parametrize("kind", [HASH_SHUFFLE, RANGE_SHUFFLE])
 def test_all_to_all_shuffle_with_nbuckets(store_url, kind):
     driver = make_driver(store_url)
     plan = Plan([Stage("map", 3, split_by_mod, nbuckets=4),
@@ -110,7 +110,7 @@ def test_all_to_all_shuffle_with_nbuckets(store_url, kind):
 def test_shuffle_then_gather_three_stages(tmp_path):
     driver = make_driver(f"file://{tmp_path}/s")
     plan = Plan([Stage("map", 5, split_by_mod, nbuckets=3),
-                 Stage("reduce", 3, concat_sorted, [Edge("map", ALL_TO_ALL)]),
+                 Stage("reduce", 3, concat_sorted, [Edge("map", HASH_SHUFFLE)]),
                  Stage("sum", 1, total, [Edge("reduce", GATHER)])], ["sum", "reduce"])
     _, out = run(driver, plan)
     assert by_stage(out, "sum") == [[sum(range(50))]]
@@ -122,7 +122,7 @@ def test_large_outputs_go_through_out_objects(tmp_path):
     url = f"file://{tmp_path}/s"
     driver = make_driver(url, inline_limit=16)
     plan = Plan([Stage("map", 3, split_by_mod, nbuckets=2),
-                 Stage("reduce", 2, concat_sorted, [Edge("map", ALL_TO_ALL)])], ["reduce"])
+                 Stage("reduce", 2, concat_sorted, [Edge("map", HASH_SHUFFLE)])], ["reduce"])
     job, out = run(driver, plan, keep=True)
     assert by_stage(out, "reduce") == [list(range(0, 30, 2)), list(range(1, 30, 2))]
     keys = open_store(url).list(f"{job}/")
@@ -135,7 +135,7 @@ def test_broadcast_and_custom_edges(tmp_path):
     plan = Plan([Stage("a", 4, numbers),
                  Stage("small", 1, numbers),
                  Stage("bc", 4, add_broadcast, [Edge("a"), Edge("small", BROADCAST)]),
-                 Stage("pairs", 4, pair_with_next, [Edge("a", CUSTOM, deps=neighbours)])],
+                 Stage("pairs", 4, pair_with_next, [Edge("a", CUSTOM, table=[neighbours(t) for t in range(4)])])],
                 ["bc", "pairs"])
     _, out = run(driver, plan)
     a = [[t * 10 + i for i in range(5)] for t in range(4)]
@@ -147,7 +147,7 @@ def test_custom_edge_reading_buckets(tmp_path):
     driver = make_driver(f"file://{tmp_path}/s")
     # task i reads bucket i of upstream tasks 0 and 2 only
     plan = Plan([Stage("map", 3, split_by_mod, nbuckets=2),
-                 Stage("pick", 2, concat_sorted, [Edge("map", CUSTOM, deps=lambda i: [(0, i), (2, i)])])],
+                 Stage("pick", 2, concat_sorted, [Edge("map", CUSTOM, table=[[(0, i), (2, i)] for i in range(2)])])],
                 ["pick"])
     _, out = run(driver, plan)
     assert by_stage(out, "pick") == [[x for x in list(range(10)) + list(range(20, 30)) if x % 2 == b]

@@ -24,7 +24,7 @@ from graphwren import config
 from graphwren.errors import IntegrityError
 from graphwren.runtime import codec, integrity, records, worker
 from graphwren.runtime.driver import Driver
-from graphwren.runtime.plan import ALL_TO_ALL, Edge, Plan, Stage
+from graphwren.runtime.plan import HASH_SHUFFLE, Edge, Plan, Stage
 from graphwren.runtime.storage import open_store
 
 from lambda_fixtures import lambda_emulator  # noqa: F401
@@ -231,7 +231,7 @@ def total(ctx):
 def test_a_tampered_bucket_is_refused_and_its_neighbours_still_read(store_url, tmp_path):
     """Ranged reads of one bucket check that bucket's own tag."""
     store = open_store(store_url)
-    plan = Plan([Stage("a", 2, split_by_parity, nbuckets=2), Stage("b", 2, total, [Edge("a", ALL_TO_ALL)])], ["b"])
+    plan = Plan([Stage("a", 2, split_by_parity, nbuckets=2), Stage("b", 2, total, [Edge("a", HASH_SHUFFLE)])], ["b"])
     out = {}
     job = make_driver(store_url, inline_limit=0).run(plan, lambda s, t, p: out.__setitem__(t, p), keep=True)
     assert out == {0: [sum(range(0, 100, 2))], 1: [sum(range(1, 100, 2))]}

@@ -8,9 +8,9 @@ from graphwren import bag as db
 from graphwren import config
 from graphwren.logical import bag as e
 from graphwren.tasks import bag_ops as t
-from graphwren.planner.bag import lower
+from graphwren import planner
 from graphwren.logical.bag_rules import fused_view, optimize
-from graphwren.runtime.plan import ALL_TO_ALL, GATHER, ONE_TO_ONE
+from graphwren.runtime.plan import HASH_SHUFFLE, GATHER, ONE_TO_ONE
 
 
 def mark(x, directory):
@@ -24,7 +24,7 @@ def mod2(x):
 
 
 def plan_of(bag, storage=None):
-    return lower(optimize(bag.expr), config.resolve({"storage": storage} if storage else {}))
+    return planner.plan(bag.expr, config.resolve({"storage": storage} if storage else {})).plan
 
 
 def edge_kinds(plan):
@@ -57,9 +57,9 @@ def test_reduceby_gets_a_map_side_combiner_and_one_shuffle():
     plan = plan_of(b)
     assert [s.ntasks for s in plan.stages] == [4, 3]
     assert plan.stages[0].nbuckets == 3
-    assert edge_kinds(plan) == [ALL_TO_ALL]
+    assert edge_kinds(plan) == [HASH_SHUFFLE]
     f = plan_of(db.from_sequence("abcab", npartitions=2).frequencies())
-    assert "count_values" in f.stages[0].label and edge_kinds(f) == [ALL_TO_ALL]
+    assert "count_values" in f.stages[0].label and edge_kinds(f) == [HASH_SHUFFLE]
 
 
 def test_count_prunes_one_to_one_maps():
@@ -85,7 +85,7 @@ def test_join_and_repartition_shapes():
     right = db.from_sequence(range(10), npartitions=2)
     plan = plan_of(left.join(right, mod2))
     assert sorted(s.ntasks for s in plan.stages) == [2, 3, 3]
-    assert edge_kinds(plan).count(ALL_TO_ALL) == 2
+    assert edge_kinds(plan).count(HASH_SHUFFLE) == 2
     plan = plan_of(left.join([1, 2], mod2))
     assert len(plan.stages) == 1  # a list is broadcast into the one stage
     assert [s.ntasks for s in plan_of(left.repartition(7)).stages] == [3, 7]

@@ -24,9 +24,11 @@ from .. import config
 from ..errors import MissingKey
 from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, Elemwise, FromNumpy, Full, Held, Load, MatMul,
                              Random, Rechunk, Reduction, Transpose, check_numeric, infer_dtype, make_getitem,
-                             normalize_chunks, optimize)
-from ..planner.array import Lowering
-from ..tasks.blocks import HEADER_KEY, block_key, chunk_offsets, unravel
+                             normalize_chunks)
+from .. import planner
+from ..planner.execute import execute
+from ..planner.outputs import Blocks, Partitions
+from ..tasks.blocks import HEADER_KEY, block_key, unravel
 from ..logical.expr import funcname
 
 __all__ = ["Array", "from_numpy", "random", "zeros", "ones", "full", "arange", "load", "ArrayError",
@@ -72,28 +74,13 @@ class Array:
         raise TypeError("the truth value of a lazy graphwren array is unknown until compute()")
 
     # -- running ---------------------------------------------------------------
-    def _lower(self, settings: dict, target: str | None = None, build_data: bool = True):
-        optimized = optimize(self.expr, settings)
-        return optimized, Lowering(optimized, settings, target, build_data)
-
     def compute(self, **settings) -> np.ndarray:
         """Run the plan and return a numpy array (a numpy scalar for 0-d results)."""
-        from ..planner.execute import execute
         settings = config.resolve(settings)
-        _, low = self._lower(settings)
-        plan = low.plan()
-        root = plan.stage(low.root_stage)
-        out = np.empty(self.shape, dtype=self.dtype)
-        offs = [chunk_offsets(c) for c in self.chunks]
-        numblocks = self.numblocks
-
-        def place(_stage, task, block):
-            idx = unravel(task, numblocks)
-            sl = tuple(slice(o[i], o[i + 1]) for o, i in zip(offs, idx))
-            out[sl] = block
-
-        execute(plan, settings, description=f"array {root.label}", on_output=place)
-        return out[()] if out.ndim == 0 else out
+        planned = planner.plan(self.expr, settings)
+        output = Blocks(self.shape, self.dtype, self.chunks)
+        execute(planned, settings, output, description=f"array {planned.plan.stage(planned.output).label}")
+        return output.value()
 
     def __array__(self, dtype=None, copy=None):
         out = np.asarray(self.compute())
@@ -105,7 +92,6 @@ class Array:
         The driver never holds a block: each task writes its own, and only their
         sizes come back.
         """
-        from ..planner.execute import execute
         from ..runtime.storage import open_store
         settings = config.resolve(settings)
         store = open_store(url)
@@ -113,33 +99,20 @@ class Array:
             if isinstance(node, Load) and node.url == store.url:
                 raise ArrayError(f"store({url!r}): the array reads its own target (load({url!r})); "
                                  "store to another URL")
-        _, low = self._lower(settings, target=store.url)
-        plan = low.plan()
+        planned = planner.plan(self.expr, settings, target=store.url)
         store.delete(HEADER_KEY)
         store.delete("block/")
-        results, _ = execute(plan, settings, description=f"store {url}")
-        written = sum(n for part in results[low.root_stage] for _, n in part)
+        output = Partitions()
+        execute(planned, settings, output, description=f"store {url}")
+        written = sum(n for part in output.value() for _, n in part)
         header = {"format": FORMAT, "version": 1, "shape": list(self.shape), "dtype": self.dtype.str,
                   "chunks": [list(c) for c in self.chunks], "token": uuid.uuid4().hex, "nbytes": written}
         store.put(HEADER_KEY, json.dumps(header).encode())
         return header
 
     def explain(self, **settings) -> str:
-        """Logical plan, optimized plan, stages (tasks, edges, storage, peak memory/task, bytes moved)."""
-        from ..planner.explain import Explanation, explain, human_bytes
-        settings = config.resolve(settings)
-        optimized, low = self._lower(settings, build_data=False)
-        plan = low.plan()
-        text = explain(self.expr.tree(), optimized.tree(), plan, settings["storage"])
-        lines = ["== Bytes moved per stage (storage -> tasks -> storage) =="]
-        for s in plan.stages:
-            info = low.info[s.name]
-            where = f"to {info['target']}" if info["target"] else "to the job's storage"
-            lines.append(f"{s.name}: {s.ntasks} task(s), reads ~{human_bytes(info['reads'])}, "
-                         f"writes ~{human_bytes(info['writes'])} {where}, "
-                         f"peak memory/task ~{human_bytes(s.peak_memory)} "
-                         f"(max_task_memory {human_bytes(settings['max_task_memory'])})")
-        return Explanation(text + "\n" + "\n".join(lines) + "\n")
+        """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task)."""
+        return planner.explain(self.expr, config.resolve(settings))
 
     # -- structure ---------------------------------------------------------------
     def rechunk(self, chunks) -> "Array":

@@ -16,16 +16,15 @@ import warnings
 from typing import Callable, Iterable
 
 from .. import config
+from .. import planner
 from ..logical import bag as e
 from ..logical import offline
+from ..planner.execute import execute
+from ..planner.outputs import Partitions
 from ..tasks import aggregates as agg
 from ..tasks import bag_ops as t
-from ..tasks.text_io import WriteText, output_targets
 from ..tasks.tables import WriteParquet
-from ..planner.bag import lower
-from ..logical.bag_rules import fused_view, optimize
-from ..planner.execute import execute
-from ..planner.explain import explain as render_explain
+from ..tasks.text_io import WriteText, output_targets
 
 no_default = t.no_default
 DEFAULT_NPARTITIONS = 8
@@ -173,14 +172,12 @@ class Bag:
     def npartitions(self) -> int:
         return self.expr.npartitions
 
-    def _plan(self, settings: dict, expr=None, sink=None, ntasks=None):
-        return lower(optimize(expr if expr is not None else self.expr), settings, sink=sink, ntasks=ntasks)
-
     def _run(self, settings: dict, expr=None, sink=None, ntasks=None, keep=None, description="compute"):
         settings = config.resolve(settings)
-        plan = self._plan(settings, expr, sink, ntasks)
-        outputs, job = execute(plan, settings, keep=keep, description=description)
-        return outputs[plan.outputs[0]], plan, job, settings
+        planned = planner.plan(expr if expr is not None else self.expr, settings, sink=sink, ntasks=ntasks)
+        output = Partitions()
+        job = execute(planned, settings, output, keep=keep, description=description)
+        return output.value(), planned, job, settings
 
     def compute(self, **settings) -> list:
         """Run the plan; the records of every partition, in partition order."""
@@ -206,8 +203,8 @@ class Bag:
 
     def persist(self, **settings) -> "Bag":
         """Compute once and keep the partitions in storage; the new bag reads them back."""
-        parts, plan, job, settings = self._run(settings, keep=True, description="persist")
-        out = plan.stage(plan.outputs[0])
+        parts, planned, job, settings = self._run(settings, keep=True, description="persist")
+        out = planned.plan.stage(planned.output)
         return type(self)(e.Persisted(out.storage or settings["storage"], job, out.name, out.ntasks))
 
     def to_textfiles(self, path: str, name_function: Callable | None = None, compression="infer",
@@ -235,17 +232,12 @@ class Bag:
 
     def explain(self, **settings) -> str:
         """What will run, before paying for it: logical, optimized and physical plans."""
-        settings = config.resolve(settings)
-        notes: list[str] = []
-        with offline.planning():  # no listing, sizes or footers of remote files: no credentials needed
-            optimized = optimize(self.expr)
-            plan = lower(optimized, settings, notes=notes)
-            return render_explain(self.expr.tree(), fused_view(optimized).tree(), plan, settings["storage"], notes)
+        return planner.explain(self.expr, config.resolve(settings))
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
         with offline.planning():
-            plan = lower(optimize(self.expr), config.resolve(settings))
+            plan = planner.plan(self.expr, config.resolve(settings), explaining=True).plan
         lines = ["digraph stages {", "  rankdir=LR; node [shape=box];"]
         for s in plan.stages:
             lines.append(f'  "{s.name}" [label="{s.label}\\n{s.ntasks} tasks"];')

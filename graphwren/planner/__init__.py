@@ -1,1 +1,71 @@
-"""Expressions -> optimized logical plan -> physical plan of stages -> explain()."""
+"""The planner (driver-only): an optimized expression becomes a runtime Plan through one entry point.
+
+``plan`` optimizes the expression (logical rules), lowers it by node type
+(``bag.py`` for bags, ``array.py`` for arrays, sharing ``build.py``), and
+checks every stage against the one memory model (``memory.py``).
+``explain`` renders the same plan without running it or reading remote storage.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..logical import offline
+from ..logical.array import ArrayExpr
+from ..logical.bag import BagExpr
+from ..logical.expr import Expr
+from ..runtime.plan import Plan
+from . import memory
+
+
+@dataclasses.dataclass
+class Planned:
+    """A plan ready to run, and what the planner learnt making it."""
+
+    plan: Plan
+    optimized: Expr               # the expression the plan computes, after the rules
+    output: str                   # the stage whose partitions return to the caller
+    notes: list[str]              # what explain() adds (sources it did not list)
+
+
+def optimize(expr: Expr, settings: dict) -> Expr:
+    """The logical rules, then the physical choices made before lowering (matmul strategies)."""
+    if isinstance(expr, ArrayExpr):
+        from ..logical.array import optimize as optimize_array
+        return optimize_array(expr, settings)
+    from ..logical.bag_rules import optimize as optimize_bag
+    return optimize_bag(expr)
+
+
+def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, target: str | None = None,
+         explaining: bool = False) -> Planned:
+    """The physical plan computing ``expr``: the one entry point, dispatching on the node type.
+
+    Bags: ``sink`` replaces the output stage's (writers), ``ntasks`` runs only
+    the first output partitions (take). Arrays: ``target`` stores the blocks
+    there instead of returning them. ``explaining`` sizes driver-held data
+    without encoding it.
+    """
+    optimized = optimize(expr, settings)
+    if isinstance(optimized, ArrayExpr):
+        from .array import ArrayLowering
+        lowering = ArrayLowering(optimized, settings, target, explaining)
+    elif isinstance(optimized, BagExpr):
+        from .bag import lower
+        lowering = lower(optimized, settings, sink, ntasks, explaining)
+    else:
+        raise TypeError(f"graphwren cannot plan a {type(expr).__name__}")
+    built = lowering.plan([lowering.output])
+    memory.check(built, int(settings["max_task_memory"]), lowering.advice)
+    return Planned(built, optimized, lowering.output, lowering.notes)
+
+
+def explain(expr: Expr, settings: dict):
+    """What will run, before paying for it: logical, optimized and physical plans (no remote I/O)."""
+    from .explain import explain as render
+    with offline.planning():  # no listing, sizes or footers of remote files: no credentials needed
+        planned = plan(expr, settings, explaining=True)
+        view = planned.optimized
+        if isinstance(view, BagExpr):
+            from ..logical.bag_rules import fused_view
+            view = fused_view(view)
+        return render(expr.tree(), view.tree(), planned.plan, settings["storage"], planned.notes)

@@ -21,25 +21,15 @@ import collections
 
 import numpy as np
 
-from ..logical.array import (Arange, ArrayError, ArrayExpr, Elemwise, FromNumpy, Full, GetItem, Load, MatMul,
-                             MatMulSplit, Random, Rechunk, ReduceLevel, Transpose)
+from ..logical.array import (Arange, ArrayExpr, Elemwise, FromNumpy, Full, GetItem, Load, MatMul, MatMulSplit,
+                             Random, Rechunk, ReduceLevel, Transpose)
 from ..logical.expr import funcname
-from ..runtime import codec
-from ..runtime.plan import BROADCAST, CUSTOM, ONE_TO_ONE, Edge, Plan, Stage
+from ..runtime.plan import Stage
 from ..tasks.array_kernels import (BlockTask, KArange, KElemwise, KFromData, KFull, KGetItem, KLoad, KMatMul,
                                    KRandom, KRechunk, KReduce, KStageRef, KTranspose, Kernel)
 from ..tasks.blocks import chunk_offsets, unravel
-from .matmul import RUNTIME_OVERHEAD
-
-
-class Deps:
-    """CUSTOM edge deps: a table task -> [(upstream task, None), ...]."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def __call__(self, task):
-        return self.table[task]
+from . import edges, memory
+from .build import PlanBuilder
 
 
 # ----------------------------------------------------------------------------- lowering
@@ -55,33 +45,29 @@ def _count_paths(root: ArrayExpr) -> dict:
     return paths
 
 
-class Lowering:
-    def __init__(self, root: ArrayExpr, settings: dict, target: str | None = None, build_data: bool = True):
-        self.build_data = build_data  # False (explain): size from_numpy blocks without encoding them
-        self.root = root
-        self.settings = settings
-        self.bound = int(settings["max_task_memory"])
-        self.paths = _count_paths(root)
-        self.stages: dict[str, Stage] = {}
-        self._names: dict[str, str] = {}      # expression name (+ target) -> stage name
-        self.info: dict[str, dict] = {}     # stage name -> reads/writes facts for explain
-        self.data: dict[str, bytes] = {}
-        self.data_kernels: dict[str, KFromData] = {}
-        self.root_stage = self._stage(root, target)
+class ArrayLowering(PlanBuilder):
+    """Lowers one optimized array expression: one stage per materialized node, one task per block."""
 
-    def plan(self) -> Plan:
-        return Plan(list(self.stages.values()), [self.root_stage], self.data)
+    def __init__(self, root: ArrayExpr, settings: dict, target: str | None = None, explaining: bool = False):
+        super().__init__(settings, explaining)
+        self.root = root
+        self.paths = _count_paths(root)
+        self._names: dict[str, str] = {}        # expression name (+ target) -> stage name
+        self._block_bytes: dict[str, int] = {}  # stage name -> bytes of its largest block
+        self._shipped: dict[str, KFromData] = {}
+        self._ntasks: dict[str, int] = {}
+        self.output = self._stage(root, target)
 
     # -- stages ----------------------------------------------------------------
     def _stage(self, expr: ArrayExpr, target=None) -> str:
         key = expr.name + ("" if target is None else "@store")
         if key in self._names:
             return self._names[key]
-        edges: list[str] = []
+        sources: list[str] = []
         labels: list[str] = []
-        kernel = self._compile(expr, True, edges, labels, root=True)
+        kernel = self._compile(expr, True, sources, labels, root=True)
         ntasks = expr.nblocks
-        tables = [[[] for _ in range(ntasks)] for _ in edges]
+        tables = [[[] for _ in range(ntasks)] for _ in sources]
         read_bytes = 0
         for t in range(ntasks):
             idx = unravel(t, expr.numblocks)
@@ -92,35 +78,23 @@ class Lowering:
                     tables[e][t].append((up, None))
             read_bytes += kernel.source_bytes(idx)
         inputs = []
-        for e, src in enumerate(edges):
-            up = self.stages[src]
-            table = tables[e]
-            read_bytes += sum(self.info[src]["block"] * len(row) for row in table)
-            if up.ntasks == ntasks and all(row == [(t, None)] for t, row in enumerate(table)):
-                inputs.append(Edge(src, ONE_TO_ONE))
-            elif ntasks > 1 and all(len(row) == up.ntasks for row in table):
-                inputs.append(Edge(src, BROADCAST))
-            else:
-                inputs.append(Edge(src, CUSTOM, Deps(table)))
-        peak = self._peak(expr, root=True) + RUNTIME_OVERHEAD
+        for src, table in zip(sources, tables):
+            read_bytes += sum(self._block_bytes[src] * len(row) for row in table)
+            inputs.append(edges.from_table(src, table, self._ntasks[src]))
         label = " + ".join(dict.fromkeys(reversed(labels))) or type(expr).__name__.lower()
         if target is not None:
             label += f" -> store({target})"
-        if peak > self.bound:
-            from .explain import human_bytes
-            raise ArrayError(
-                f"{label}: a task would need ~{human_bytes(peak)} (blocks of {expr.chunks and tuple(max(c) for c in expr.chunks)}), "
-                f"over max_task_memory={human_bytes(self.bound)}; use smaller chunks "
-                f"(e.g. half the block edge) or raise max_task_memory")
         out_bytes = sum(expr.block_nbytes(unravel(t, expr.numblocks)) for t in range(ntasks))
-        name = f"{type(expr).__name__.lower()}-{len(self.stages)}-{expr.name.rsplit('-', 1)[-1][:6]}"
-        stage = Stage(name, ntasks, BlockTask(kernel, expr.numblocks, target, label), inputs,
-                      label=label, estimated_bytes=out_bytes if target is None else ntasks * 16,
-                      peak_memory=peak)
-        self.stages[name] = stage
+        blocks = tuple(max(c) for c in expr.chunks) if expr.chunks else ()
+        stage = Stage(self.name(type(expr).__name__.lower()), ntasks, BlockTask(kernel, expr.numblocks, target, label),
+                      inputs, label=label, estimated_bytes=out_bytes if target is None else ntasks * 16,
+                      read_bytes=read_bytes, peak_memory=memory.array_task(self._peak(expr, root=True)))
+        if target is not None:
+            stage.storage_note = f"blocks written to {target}"
+        name = self.add(stage, f"use smaller chunks than {blocks} (e.g. half the block edge)")
         self._names[key] = name
-        self.info[name] = {"reads": read_bytes, "writes": out_bytes, "block": expr.block_nbytes(),
-                           "target": target}
+        self._block_bytes[name] = expr.block_nbytes()
+        self._ntasks[name] = ntasks
         return name
 
     # -- kernels -----------------------------------------------------------------
@@ -184,25 +158,18 @@ class Lowering:
         raise TypeError(f"cannot lower {e!r}; was the plan optimized?")
 
     def _from_numpy(self, e: FromNumpy) -> KFromData:
-        if e.name in self.data_kernels:
-            return self.data_kernels[e.name]
+        if e.name in self._shipped:
+            return self._shipped[e.name]
         arr = e.data.array
         offs = [chunk_offsets(c) for c in e.chunks]
-        blobs, offsets = [], [0]
-        for t in range(e.nblocks):
-            idx = unravel(t, e.numblocks)
-            sl = tuple(slice(o[i], o[i + 1]) for o, i in zip(offs, idx))
-            if not self.build_data:
-                offsets.append(offsets[-1] + arr[sl].nbytes)
-                continue
-            blob = codec.encode(np.ascontiguousarray(arr[sl]))
-            pad = -len(blob) % 64
-            blobs.append(blob + b"\0" * pad if pad else blob)
-            offsets.append(offsets[-1] + len(blobs[-1]))
-        name = f"array-{e.name.rsplit('-', 1)[-1]}"
-        if self.build_data:
-            self.data[name] = b"".join(blobs)
-        k = self.data_kernels[e.name] = KFromData(name, offsets, e.numblocks, e.name)
+
+        def blocks():
+            for t in range(e.nblocks):
+                idx = unravel(t, e.numblocks)
+                yield np.ascontiguousarray(arr[tuple(slice(o[i], o[i + 1]) for o, i in zip(offs, idx))])
+
+        data = self.ship(f"array-{e.name.rsplit('-', 1)[-1]}", blocks(), lambda block: block.nbytes)
+        k = self._shipped[e.name] = KFromData(data, e.numblocks, e.name)
         return k
 
     # -- memory --------------------------------------------------------------------
@@ -226,8 +193,7 @@ class Lowering:
         if isinstance(e, Rechunk):
             return out + 2 * self._peak(e.x, False) + out
         if isinstance(e, (MatMul, MatMulSplit)):
-            pa_, pb = self._peak(e.a, False), self._peak(e.b, False)
-            return max(2 * out + 2 * (pa_ + pb), 3 * out)
+            return memory.matmul_blocks(out, self._peak(e.a, False), self._peak(e.b, False))
         if isinstance(e, ReduceLevel):
             return max(out + 2 * self._peak(e.x, False), 3 * out)
         return 2 * out

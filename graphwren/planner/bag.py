@@ -1,94 +1,85 @@
-"""Lowering an optimized bag plan to a physical plan of stages.
+"""Lowering an optimized bag expression to a physical plan of stages.
 
-Walking the plan yields a ``Pending`` per node: where its records come from
-(a source, or edges from materialized stages) plus the narrow ops still to
-apply. Narrow ops only extend a Pending, which is how a chain fuses into
-one stage; a shuffle, gather or repartition *materializes* it into a stage
-and starts a new Pending on the far side of the boundary.
+Walking the expression yields a ``Pending`` per node: where its records
+come from (a source, or edges from materialized stages) plus the narrow ops
+still to apply. Narrow ops only extend a Pending, which is how a chain fuses
+into one stage; a shuffle, gather or repartition *materializes* it into a
+stage and starts a new Pending on the far side of the boundary.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import math
 from typing import Callable
 
+from ..logical import offline
+from ..logical.bag import (FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
+                           Repartition, Shuffle, Sort, TreeReduce, describe_op)
+from ..logical.expr import Expr
 from ..runtime import codec
-from ..runtime.plan import ALL_TO_ALL, BROADCAST, CUSTOM, GATHER, ONE_TO_ONE, RANGE, Edge, Plan, Stage
-from ..tasks import text_io as bag_io
+from ..runtime.plan import BROADCAST, GATHER, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SHUFFLE, Edge, Stage
+from ..tasks import bag_ops as t
 from ..tasks import sort as srt
 from ..tasks import tables as tb
-from ..tasks import bag_ops as t
-from ..logical import offline
-from . import shuffle_medium
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
-from ..logical.bag import FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText, Repartition, Shuffle, Sort, TreeReduce, describe_op
-from ..logical.expr import Expr
+from ..tasks.text_io import ReadTextBlock
+from . import edges, memory, shuffle_medium
+from .build import PlanBuilder
 from .explain import human_bytes
 
 DEFAULT_SPLIT_EVERY = 16
+SMALLER_TASKS = ("use more, smaller partitions (a smaller read_text blocksize=, more files, "
+                 "or npartitions= on the shuffle)")
 
 
 @dataclasses.dataclass
 class Pending:
+    """A node's partitions not yet materialized: where they come from and the ops still to run."""
+
     inputs: list[Edge]
     read: object
     ops: list
     npartitions: int
     label: list[str]
-    table: str | None = None    # "dict"/"tuple": read() returns a pyarrow Table of such records
+    table: str | None = None        # "dict"/"tuple": read() returns a pyarrow Table of such records
     schema: Callable | None = None  # () -> that table's schema, read only if asked
+    task_bytes: int | None = None   # the most bytes one task reads, where known (for the memory model)
+    source_bytes: int | None = None  # bytes all tasks read from sources (files, shipped data)
 
     def records(self) -> "Pending":
         """The same partitions as Python records (a table turns into dicts or tuples)."""
         if self.table is None:
             return self
-        return Pending(self.inputs, self.read, [tb.TableToRecords(self.table == "tuple")], self.npartitions,
-                       self.label)
+        return dataclasses.replace(self, ops=[tb.TableToRecords(self.table == "tuple")], table=None, schema=None)
 
     def then(self, ops) -> "Pending":
         base = self.records()
-        return Pending(base.inputs, base.read, base.ops + list(ops), self.npartitions,
-                       self.label + [describe_op(op) for op in ops])
+        return dataclasses.replace(base, ops=base.ops + list(ops), label=self.label + [describe_op(op) for op in ops])
 
 
-class GroupDeps:
-    """CUSTOM edge: downstream task j reads upstream tasks [lo(j), lo(j+1)) whole."""
-
-    def __init__(self, n_up: int, n_down: int):
-        self.n_up, self.n_down = n_up, n_down
-
-    def __call__(self, j: int):
-        lo, hi = j * self.n_up // self.n_down, (j + 1) * self.n_up // self.n_down
-        return [(i, None) for i in range(lo, hi)]
+def _after(edge: Edge | None, npartitions: int, task_bytes: int | None = None, ops=(), label=()) -> Pending:
+    """The Pending on the far side of a boundary: reads edge's pieces."""
+    return Pending([edge] if edge else [], t.ReadInputs(0), list(ops), npartitions, list(label),
+                   task_bytes=task_bytes)
 
 
-class SplitDeps:
-    """CUSTOM edge: downstream task j reads bucket j of the one upstream task that feeds it."""
-
-    def __init__(self, owner: list[int]):
-        self.owner = owner
-
-    def __call__(self, j: int):
-        return [(self.owner[j], j)]
+def _share(total: int | None, n: int) -> int | None:
+    return None if total is None or offline.is_unknown(n) else -(-total // max(n, 1))
 
 
-class Lowering:
-    def __init__(self, root: Expr, settings: dict):
-        self.settings = settings
-        self.stages: list[Stage] = []
-        self.data: dict[str, bytes] = {}
+class BagLowering(PlanBuilder):
+    """Lowers one optimized bag expression: a Pending per node, a stage at every boundary."""
+
+    def __init__(self, root: Expr, settings: dict, explaining: bool = False):
+        super().__init__(settings, explaining)
         self.memo: dict[str, Pending] = {}
         self.refs = _reference_counts(root)
-        self.notes: list[str] = []   # what explain() should say it did not look at
 
     def note_unlisted(self, urlpath) -> None:
         paths = ", ".join(offline.paths_of(urlpath))
-        note = (f"? and 'size unknown': explain() reads no remote storage; compute() lists {paths} "
-                f"and reads the sizes it needs before any task runs")
-        if note not in self.notes:
-            self.notes.append(note)
+        self.note(f"? and 'size unknown': explain() reads no remote storage; compute() lists {paths} "
+                  f"and reads the sizes it needs before any task runs")
 
     # -- the walk ------------------------------------------------------------------
     def pending(self, expr: Expr) -> Pending:
@@ -99,49 +90,54 @@ class Lowering:
         if self.refs.get(expr.name, 0) > 1 and (out.ops or not out.inputs):
             # Used twice: compute it once, as its own stage, and let both consumers read it.
             name = self.materialize(out, t.Collect())
-            out = Pending([Edge(name, ONE_TO_ONE)], t.ReadInputs(0), [], out.npartitions, [])
+            out = _after(Edge(name, ONE_TO_ONE), out.npartitions, out.task_bytes)
         self.memo[expr.name] = out
         return out
 
     def _pending(self, expr: Expr) -> Pending:
         if isinstance(expr, FromData):
-            offsets = self._ship(expr.name, [list(p) for p in expr.partitions])
-            return Pending([], t.ReadDataPartitions(expr.name, offsets), [], expr.npartitions,
-                           [f"from_sequence({human_bytes(offsets[-1])})"])
+            data = self.ship(expr.name, [list(p) for p in expr.partitions], codec.nbytes_estimate)
+            return self._source(data, len(data), f"from_sequence({human_bytes(data.offsets[-1])})",
+                                max(map(data.nbytes, range(len(data)))), data.offsets[-1])
+        if isinstance(expr, FromArrow):
+            data = self.ship(expr.name, expr.tables, lambda table: table.nbytes)
+            return dataclasses.replace(
+                self._source(data, len(data), f"from_arrow({human_bytes(data.offsets[-1])})",
+                             max(map(data.nbytes, range(len(data)))), data.offsets[-1]),
+                table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
         if isinstance(expr, Range):
-            return Pending([], t.ReadRange(expr.n, expr.nparts), [], expr.nparts, [f"range({expr.n})"])
+            return self._source(t.ReadRange(expr.n, expr.nparts), expr.nparts, f"range({expr.n})",
+                                8 * -(-expr.n // expr.nparts), 8 * expr.n)
         if isinstance(expr, ReadText):
             if expr.unlisted:  # explain(): the blocks are cut when compute() lists the files
                 self.note_unlisted(expr.urlpath)
-                return Pending([], bag_io.ReadTextBlock([], expr.encoding, expr.errors), [], expr.npartitions,
-                               [f"read_text({expr.npartitions} blocks, size unknown)"])
-            size = sum(s[3] - s[2] for s in expr.splits)
-            return Pending([], bag_io.ReadTextBlock(expr.splits, expr.encoding, expr.errors), [],
-                           len(expr.splits), [f"read_text({len(expr.splits)} blocks, {human_bytes(size)})"])
+                return self._source(ReadTextBlock([], expr.encoding, expr.errors), expr.npartitions,
+                                    f"read_text({expr.npartitions} blocks, size unknown)", None, None)
+            sizes = [s[3] - s[2] for s in expr.splits]
+            return self._source(ReadTextBlock(expr.splits, expr.encoding, expr.errors), len(expr.splits),
+                                f"read_text({len(expr.splits)} blocks, {human_bytes(sum(sizes))})",
+                                max(sizes, default=0), sum(sizes))
         if isinstance(expr, ReadParquet):
             if expr.size_unread:
                 self.note_unlisted(expr.urlpath)
             files = [] if expr.unlisted else expr.files
-            return Pending([], tb.ReadParquetTable(files, expr.columns), [], expr.npartitions,
-                           [f"read_parquet({expr.npartitions} files{', size unknown' if expr.size_unread else ''})"],
-                           "tuple" if expr.as_tuples else "dict", lambda: expr.schema)
-        if isinstance(expr, FromArrow):
-            offsets = self._ship(expr.name, expr.tables)
-            return Pending([], tb.ReadDataTable(expr.name, offsets), [], len(expr.tables),
-                           [f"from_arrow({human_bytes(offsets[-1])})"], "tuple" if expr.as_tuples else "dict",
-                           lambda: expr.schema)
+            largest = None
+            if "footers" in expr.__dict__:  # sized only when already read: the model adds no I/O
+                largest = max((sum(m.row_group(g).total_byte_size for g in range(m.num_row_groups))
+                               for m in expr.footers), default=0)
+            out = self._source(tb.ReadParquetTable(files, expr.columns), expr.npartitions,
+                               f"read_parquet({expr.npartitions} files{', size unknown' if expr.size_unread else ''})",
+                               largest, None)
+            return dataclasses.replace(out, table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
         if isinstance(expr, Persisted):
-            self.stages.append(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
-                                     external={"store": expr.store, "job": expr.job}))
-            return Pending([Edge(expr.stage, ONE_TO_ONE)], t.ReadInputs(0), [], expr.nparts, [])
+            self.add(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
+                           external={"store": expr.store, "job": expr.job}))
+            return _after(Edge(expr.stage, ONE_TO_ONE), expr.nparts)
         if isinstance(expr, (Fused, Narrow)):
             ops = expr.ops if isinstance(expr, Fused) else (expr.op,)
             return self.pending(expr.frame).then(ops)
         if isinstance(expr, Shuffle):
-            up = self.pending(expr.frame)
-            name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=expr.nparts,
-                                    boundary=f"hash shuffle({expr.nparts})", shuffled=expr.frame)
-            return Pending([Edge(name, ALL_TO_ALL)], t.ReadInputs(0), [], expr.nparts, [])
+            return self._shuffle(expr, expr.nparts)
         if isinstance(expr, Sort):
             return self._sort(expr)
         if isinstance(expr, TreeReduce):
@@ -149,16 +145,32 @@ class Lowering:
         if isinstance(expr, Repartition):
             return self._repartition(self.pending(expr.frame), expr.nparts)
         if isinstance(expr, HashJoin):
-            left, right = self.pending(expr.left), self.pending(expr.right)
-            return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
-                           left.npartitions, ["hash join"])
-        raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the plan first")
+            return self._hash_join(expr)
+        raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the expression first")
 
-    def _ship(self, name: str, partitions: list) -> list[int]:
-        """Encode partitions the driver holds into one data object; their byte offsets in it."""
-        blobs = [codec.encode(p) for p in partitions]
-        self.data[name] = b"".join(blobs)
-        return list(itertools.accumulate(map(len, blobs), initial=0))
+    @staticmethod
+    def _source(read, n: int, label: str, task_bytes: int | None, source_bytes: int | None) -> Pending:
+        return Pending([], read, [], n, [label], task_bytes=task_bytes, source_bytes=source_bytes)
+
+    def _shuffle(self, expr: Shuffle, n: int | None) -> Pending:
+        """Hash-partition the frame into ``n`` buckets (None: as many as the frame has partitions)."""
+        up = self.pending(expr.frame)
+        n = n or up.npartitions
+        name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
+                                boundary=f"hash shuffle({n})", shuffled=expr.frame)
+        return _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
+
+    def _hash_join(self, expr: HashJoin) -> Pending:
+        """Bucket i of both shuffled sides joined in one task; both sides cut into the same count."""
+        sides = (expr.left, expr.right)
+        if all(isinstance(side, Shuffle) for side in sides):
+            n = sides[0].nparts or sides[1].nparts or max(self.pending(side.frame).npartitions for side in sides)
+            left, right = (self._shuffle(side, n) for side in sides)
+        else:
+            left, right = self.pending(expr.left), self.pending(expr.right)
+        both = None if left.task_bytes is None or right.task_bytes is None else left.task_bytes + right.task_bytes
+        return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
+                       left.npartitions, ["hash join"], task_bytes=both)
 
     def _tree(self, up: Pending, combine, split_every) -> Pending:
         every = DEFAULT_SPLIT_EVERY if split_every is None else split_every
@@ -166,29 +178,30 @@ class Lowering:
         n = up.npartitions
         while every and every > 1 and n > every:
             m = math.ceil(n / every)
-            stage = Stage(f"{len(self.stages)}-tree", m, t.BagTask(t.ReadInputs(0), [combine], t.Collect()),
-                          [Edge(name, CUSTOM, GroupDeps(n, m))], label=f"tree reduce | {describe_op(combine)}")
-            self.stages.append(stage)
-            name, n = stage.name, m
+            stage = Stage(self.name("tree"), m, t.BagTask(t.ReadInputs(0), [combine], t.Collect()),
+                          [edges.grouped(name, n, m)], label=f"tree reduce | {describe_op(combine)}")
+            name, n = self.add(stage), m
         label = describe_op(combine)
         if offline.is_unknown(n):  # explain() without a listing: the tree's depth is not known yet
             label += f" (after {every}-way tree combines if over {every} partitions)"
-        return Pending([Edge(name, GATHER)], t.ReadInputs(0), [combine], 1, [label])
+        # What a combiner leaves (one value, a table of counts) is not known before it runs: no size.
+        return _after(Edge(name, GATHER), 1, None, [combine], [label])
 
     def _repartition(self, up: Pending, n: int) -> Pending:
         m = up.npartitions
         if n <= m:
             name = self.materialize(up, t.Collect())
-            return Pending([Edge(name, CUSTOM, GroupDeps(m, n))], t.ReadInputs(0), [], n, ["concat"])
+            return _after(edges.grouped(name, m, n), n, _share(_total(up), n), label=["concat"])
         targets = [list(range(i * n // m, (i + 1) * n // m)) for i in range(m)]
         owner = [i for i, ts in enumerate(targets) for _ in ts]
         name = self.materialize(up, t.SliceBuckets(targets), nbuckets=n, boundary=f"split into {n}")
-        return Pending([Edge(name, CUSTOM, SplitDeps(owner))], t.ReadInputs(0), [], n, [])
+        return _after(edges.split(name, owner), n, _share(_total(up), n))
 
     def _sort(self, expr: Sort) -> Pending:
-        """sample -> boundaries -> range-partition map -> sorted reduce (see bag_sort)."""
+        """sample -> boundaries -> range-partition map -> sorted reduce (see tasks/sort.py)."""
         up = self.pending(expr.frame)
-        n_in, n_out, key, reverse = up.npartitions, expr.npartitions, expr.key, expr.reverse
+        n_in, key, reverse = up.npartitions, expr.key, expr.reverse
+        n_out = expr.nparts or n_in
         size = srt.sample_size(n_in, n_out)
         by = f"by {srt.describe_key(key)}{' reversed' if reverse else ''}"
         column = self._sort_column(up, expr)
@@ -197,7 +210,7 @@ class Lowering:
             sample = self.materialize(up, srt.SampleKeys(key, size), boundary=f"sample keys [{path}]")
             pick = srt.PickBoundaries(n_out, reverse, key)
             sink = srt.RangeBuckets(key, reverse, len(up.inputs))
-            reduce = Pending([], t.ReadInputs(0), [srt.SortRecords(key, reverse)], n_out, [])
+            reduce = _after(None, n_out, ops=[srt.SortRecords(key, reverse)])
         else:
             path = "columnar"
             keys_only = Pending(up.inputs, tb.project(up.read, [column]), [], n_in, up.label, up.table)
@@ -206,13 +219,13 @@ class Lowering:
             pick = srt.PickColumnBoundaries(column, n_out, reverse)
             sink = srt.RangeColumnBuckets(column, reverse, len(up.inputs))
             reduce = Pending([], srt.SortTables(column, reverse), [], n_out, [], up.table, up.schema)
-        bounds = Stage(f"{len(self.stages)}-stage", 1, pick, [Edge(sample, GATHER)],
-                       label=f"pick {n_out - 1} range boundaries [{path}]")
-        self.stages.append(bounds)
-        mapper = dataclasses.replace(up, inputs=up.inputs + [Edge(bounds.name, BROADCAST)])
+        bounds = self.add(Stage(self.name("stage"), 1, pick, [Edge(sample, GATHER)],
+                                label=f"pick {n_out - 1} range boundaries [{path}]"))
+        mapper = dataclasses.replace(up, inputs=up.inputs + [Edge(bounds, BROADCAST)])
         name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame, size_always=True,
                                 boundary=f"range partition {by} into {n_out} [{path}]")
-        return dataclasses.replace(reduce, inputs=[Edge(name, RANGE)], label=[f"sort {by} [{path}]"])
+        return dataclasses.replace(reduce, inputs=[Edge(name, RANGE_SHUFFLE)], label=[f"sort {by} [{path}]"],
+                                   task_bytes=_share(_total(up), n_out))
 
     def _sort_column(self, up: Pending, expr: Sort) -> str | None:
         """The key's column when the sort can run on Arrow tables, else None (Python records)."""
@@ -226,7 +239,7 @@ class Lowering:
                 column = expr.key
             else:
                 return None
-            self.notes.append(f"the sort runs columnar if the files agree on one sortable type for "
+            self.note(f"the sort runs columnar if the files agree on one sortable type for "
                               f"{column!r}; compute() reads their footers to check")
             return column
         if schema is None:  # partitions disagree on types: Python compares across them
@@ -245,7 +258,7 @@ class Lowering:
         if p.table is not None and not getattr(sink, "takes_tables", False):
             p = p.records()
         read, ops, labels = p.read, p.ops, list(p.label)
-        if isinstance(read, bag_io.ReadTextBlock):
+        if isinstance(read, ReadTextBlock):
             k = columnar_prefix(ops)
             if k:
                 read, ops = ColumnarTextBlock(read, ops[:k]), ops[k:]
@@ -253,17 +266,24 @@ class Lowering:
         label = " | ".join(labels) or "read"
         if boundary:
             label += f" -> {boundary}"
-        name = f"{len(self.stages)}-{'shuffle' if nbuckets else 'stage'}"
-        stage = Stage(name, ntasks or p.npartitions, t.BagTask(read, ops, sink), list(p.inputs),
-                      nbuckets=nbuckets, label=label)
+        ntasks = ntasks or p.npartitions
+        stage = Stage(self.name("shuffle" if nbuckets else "stage"), ntasks, t.BagTask(read, ops, sink),
+                      list(p.inputs), nbuckets=nbuckets, label=label, peak_memory=memory.bag_task(p.task_bytes),
+                      read_bytes=p.source_bytes)
         if shuffled is not None:
             projected = functools.cache(lambda: shuffled.projected_bytes)
             unread = any(getattr(node, "size_unread", False) for node in shuffled.walk())
             stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, projected, unread)
             if size_always or projected.cache_info().currsize:
                 stage.estimated_bytes = projected()
-        self.stages.append(stage)
-        return name
+        return self.add(stage, SMALLER_TASKS)
+
+
+def _total(p: Pending) -> int | None:
+    """About how many bytes all of a Pending's tasks read (its largest task's, times their count)."""
+    if p.task_bytes is None or offline.is_unknown(p.npartitions):
+        return None
+    return p.task_bytes * p.npartitions
 
 
 def _reference_counts(root: Expr) -> dict[str, int]:
@@ -274,16 +294,16 @@ def _reference_counts(root: Expr) -> dict[str, int]:
     return refs
 
 
-def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None, notes: list | None = None) -> Plan:
-    """The physical plan computing ``root`` (already optimized); its last stage is the output.
+def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None,
+          explaining: bool = False) -> BagLowering:
+    """The lowering of ``root`` (already optimized) into stages; its last stage is the output.
 
-    ``notes`` collects what explain() should add (sources it did not list, see planner.offline).
+    ``ntasks`` runs only the first partitions of the output (take); while
+    ``explaining``, driver-held data is sized but not encoded.
     """
-    lowering = Lowering(root, settings)
-    if notes is not None:
-        lowering.notes = notes
+    lowering = BagLowering(root, settings, explaining)
     final = lowering.pending(root)
     if ntasks is not None:
         ntasks = min(ntasks, final.npartitions)  # only the first partitions are needed (take)
-    out = lowering.materialize(final, sink or t.Collect(), ntasks=ntasks)
-    return Plan(lowering.stages, [out], lowering.data)
+    lowering.output = lowering.materialize(final, sink or t.Collect(), ntasks=ntasks)
+    return lowering

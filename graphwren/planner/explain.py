@@ -35,10 +35,11 @@ def stage_table(plan: Plan, default_storage: str) -> str:
             lines.append(f"    -> {s.nbuckets} buckets per task, one object per task")
         note = f"  ({s.storage_note})" if s.storage_note else ""
         lines.append(f"    storage: {s.storage or default_storage}{note}")
-        read = sum(plan.stage(e.source).estimated_bytes or 0 for e in s.inputs)
         facts = []
-        if any(plan.stage(e.source).estimated_bytes is not None for e in s.inputs):
-            facts.append(f"reads ~{human_bytes(read)}")
+        if s.read_bytes is not None:  # the planner counted it (sources, and for arrays the blocks read)
+            facts.append(f"reads ~{human_bytes(s.read_bytes)}")
+        elif any(plan.stage(e.source).estimated_bytes is not None for e in s.inputs):
+            facts.append(f"reads ~{human_bytes(sum(plan.stage(e.source).estimated_bytes or 0 for e in s.inputs))}")
         if s.estimated_bytes is not None:
             facts.append(f"writes ~{human_bytes(s.estimated_bytes)}")
         if s.peak_memory is not None:

@@ -24,30 +24,20 @@ import math
 import numpy as np
 
 from ..logical.array import ArrayError, MatMul, MatMulSplit, ReduceLevel
-
-#: What a worker process holds besides the blocks (interpreter, numpy, pyarrow; measured ~150 MB).
-RUNTIME_OVERHEAD = 160 * 1024**2
-
-
-def stream_peak(bm: int, bk: int, bn: int, in_itemsize_a: int, in_itemsize_b: int, out_itemsize: int) -> int:
-    """Bytes one streaming task holds at its peak."""
-    out = bm * bn * out_itemsize
-    ins = bm * bk * in_itemsize_a + bk * bn * in_itemsize_b
-    # accumulator + product temporary + the pair in use + the pair being prefetched;
-    # at commit: the accumulator and the encoder's two copies.
-    return max(2 * out + 2 * ins, 3 * out) + RUNTIME_OVERHEAD
-
+from ..runtime.backends import planned_workers
+from . import memory
 
 def suggest_chunk(bound: int, itemsize: int) -> int:
     """The largest square block edge (a multiple of 256 where possible) whose matmul task fits."""
-    c = int(math.sqrt(max(bound - RUNTIME_OVERHEAD, 1) / (6 * itemsize)))
+    c = int(math.sqrt(max(bound - memory.RUNTIME_OVERHEAD, 1) / (6 * itemsize)))
     return max(1, c - c % 256) if c >= 256 else max(1, c)
 
 
 def matmul_peak(a, b) -> int:
+    """Bytes one streaming task of a @ b holds at its peak (the memory model's matmul term)."""
     bm, bk, bn = max(a.chunks[0]), max(a.chunks[1]), max(b.chunks[1])
-    out = np.result_type(a.dtype, b.dtype).itemsize
-    return stream_peak(bm, bk, bn, a.dtype.itemsize, b.dtype.itemsize, out)
+    out = bm * bn * np.result_type(a.dtype, b.dtype).itemsize
+    return memory.array_task(memory.matmul_blocks(out, bm * bk * a.dtype.itemsize, bk * bn * b.dtype.itemsize))
 
 
 def plan_matmul(a, b, workers: int, bound: int, where: str = "matmul"):
@@ -81,8 +71,5 @@ def plan_matmul_rule(node, settings: dict):
     """Rule: a logical MatMul gets its strategy from the grid, the workers and the memory bound."""
     if not isinstance(node, MatMul) or node.strategy is not None:
         return node
-    workers = int(settings.get("workers") or 1)
-    if settings.get("backend") == "lambda":
-        workers = int(settings.get("lambda_max_workers") or workers)
-    return plan_matmul(node.a, node.b, workers, int(settings["max_task_memory"]),
+    return plan_matmul(node.a, node.b, planned_workers(settings), int(settings["max_task_memory"]),
                        f"matmul of {node.a.shape} @ {node.b.shape}")

@@ -182,7 +182,7 @@ class Driver:
         url = stage.storage or self.store.url
         store = stores.get(url) or stores.setdefault(url, open_store(url))
         inputs = [InputSpec(*locations[edge.source][:2], edge.source, locations[edge.source][2],
-                            edge.kind, edge.deps) for edge in stage.inputs]
+                            edge.kind, edge.table) for edge in stage.inputs]
         spec = StageSpec(name=stage.name, label=stage.label or stage.name, fn=stage.fn,
                          ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
                          data_store=self.store.url, inline_limit=self.settings["inline_limit"])

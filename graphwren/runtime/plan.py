@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     import networkx as nx
 
 #: Edge kinds and which upstream pieces task ``i`` of the downstream stage reads.
-ONE_TO_ONE = "one-to-one"   # upstream task i, whole output
-ALL_TO_ALL = "hash shuffle" # bucket i of every upstream task
-GATHER = "gather"           # every upstream output, whole (downstream has few tasks)
-BROADCAST = "broadcast"     # every upstream output, whole, to each of many tasks
-CUSTOM = "custom"           # deps(i) -> [(upstream task, bucket or None), ...]
-RANGE = "range shuffle"     # like ALL_TO_ALL, buckets cut by key ranges
+ONE_TO_ONE = "one-to-one"         # upstream task i, whole output
+HASH_SHUFFLE = "hash shuffle"     # bucket i of every upstream task (buckets cut by key hash)
+RANGE_SHUFFLE = "range shuffle"   # bucket i of every upstream task (buckets cut by key ranges)
+GATHER = "gather"                 # every upstream output, whole (downstream has few tasks)
+BROADCAST = "broadcast"           # every upstream output, whole, to each of many tasks
+CUSTOM = "custom"                 # table[i] = [(upstream task, bucket or None), ...]
 
 
 @dataclasses.dataclass
@@ -29,18 +29,22 @@ class Edge:
 
     source: str
     kind: str = ONE_TO_ONE
-    deps: Callable[[int], list] | None = None  # only for CUSTOM
+    table: list | tuple | None = None  # only for CUSTOM: the pieces each downstream task reads
+
+    def __post_init__(self):
+        if (self.kind == CUSTOM) != (self.table is not None):
+            raise ValueError(f"edge from {self.source!r}: a table of pieces goes with kind CUSTOM, and only with it")
 
     def pieces(self, task: int, upstream_ntasks: int) -> list[tuple[int, int | None]]:
         """The (upstream task, bucket) pieces task ``task`` reads, in order."""
         if self.kind == ONE_TO_ONE:
             return [(task, None)]
-        if self.kind in (ALL_TO_ALL, RANGE):
+        if self.kind in (HASH_SHUFFLE, RANGE_SHUFFLE):
             return [(j, task) for j in range(upstream_ntasks)]
         if self.kind in (GATHER, BROADCAST):
             return [(j, None) for j in range(upstream_ntasks)]
         if self.kind == CUSTOM:
-            return list(self.deps(task))
+            return [tuple(piece) for piece in self.table[task]]
         raise ValueError(f"unknown edge kind {self.kind!r}")
 
 
@@ -57,6 +61,7 @@ class Stage:
     storage_note: str = ""               # why that store (explain shows it)
     label: str = ""                      # what explain() shows: the fused operations
     estimated_bytes: int | None = None   # output size, where the planner knows it
+    read_bytes: int | None = None        # bytes its tasks read in all (inputs and sources), where known
     peak_memory: int | None = None       # projected per-task peak, where known
     external: dict | None = None         # {"store", "job"}: outputs already committed there
 

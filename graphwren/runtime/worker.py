@@ -43,11 +43,11 @@ class InputSpec:
     stage: str
     ntasks: int
     kind: str
-    deps: Callable[[int], list] | None = None
+    table: list | tuple | None = None   # the pieces of a CUSTOM edge, per task
 
     def pieces(self, task: int) -> list[tuple[int, int | None]]:
         from .plan import Edge
-        return Edge(self.stage, self.kind, self.deps).pieces(task, self.ntasks)
+        return Edge(self.stage, self.kind, self.table).pieces(task, self.ntasks)
 
 
 @dataclasses.dataclass

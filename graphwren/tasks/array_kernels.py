@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ArrayError
 from ..runtime import codec
 from .blocks import block_key, block_shape, ravel, unravel
+from .shipped import Shipped
 
 
 _pool = None
@@ -72,16 +73,16 @@ class Kernel:
 
 
 class KFromData(Kernel):
-    def __init__(self, data_name, offsets, numblocks, name):
-        self.data_name, self.offsets, self.numblocks, self.name = data_name, offsets, numblocks, name
+    """Block idx of an array the driver shipped (from_numpy): one ranged read of the plan's data."""
+
+    def __init__(self, data: Shipped, numblocks, name):
+        self.data, self.numblocks, self.name = data, numblocks, name
 
     def compute(self, env, idx):
-        t = ravel(idx, self.numblocks)
-        return codec.decode(env.ctx.read_data(self.data_name, self.offsets[t], self.offsets[t + 1]))
+        return self.data.read(env.ctx, ravel(idx, self.numblocks))
 
     def source_bytes(self, idx):
-        t = ravel(idx, self.numblocks)
-        return self.offsets[t + 1] - self.offsets[t]
+        return self.data.nbytes(ravel(idx, self.numblocks))
 
 
 class KRandom(Kernel):

@@ -31,18 +31,6 @@ class ReadInputs:
         return itertools.chain.from_iterable(ctx.input(self.k))
 
 
-class ReadDataPartitions:
-    """Partition i of data the driver shipped as one object of encoded partitions."""
-
-    def __init__(self, name: str, offsets: list[int]):
-        self.name, self.offsets = name, offsets
-
-    def __call__(self, ctx) -> Iterator:
-        from ..runtime import codec
-        blob = ctx.read_data(self.name, self.offsets[ctx.task], self.offsets[ctx.task + 1])
-        return iter(codec.decode(blob))
-
-
 class ReadRange:
     """Partition i of range(n), generated in the task."""
 

@@ -105,17 +105,6 @@ class ReadParquetTable:
         return pq.read_table(source, columns=self.columns)
 
 
-class ReadDataTable:
-    """Table i of the tables the driver shipped (from_arrow)."""
-
-    def __init__(self, name: str, offsets: list[int]):
-        self.name, self.offsets = name, offsets
-
-    def __call__(self, ctx):
-        from ..runtime import codec
-        return codec.decode(ctx.read_data(self.name, self.offsets[ctx.task], self.offsets[ctx.task + 1]))
-
-
 class Projected:
     """Any table reader, keeping only some columns (for readers that cannot skip them)."""
 

@@ -12,3 +12,10 @@ def get_backend(settings: dict):
         from .lambda_ import LambdaBackend
         return LambdaBackend(settings)
     raise ValueError(f"unknown graphwren backend {name!r}; choose 'local' or 'lambda'")
+
+
+def planned_workers(settings: dict) -> int:
+    """How many tasks the backend runs at once: what the planner sizes stages for."""
+    if settings["backend"] == "lambda":
+        return int(settings.get("lambda_max_workers") or settings.get("workers") or 1)
+    return int(settings.get("workers") or 1)
