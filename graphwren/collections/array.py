@@ -26,7 +26,6 @@ from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, Elemwise, Fr
                              Random, Rechunk, Reduction, Transpose, check_numeric, infer_dtype, make_getitem,
                              normalize_chunks)
 from .. import planner
-from ..planner.execute import execute
 from ..planner.outputs import Blocks, Partitions
 from ..tasks.blocks import HEADER_KEY, block_key, unravel
 from ..logical.expr import funcname
@@ -79,7 +78,7 @@ class Array:
         settings = config.resolve(settings)
         planned = planner.plan(self.expr, settings)
         output = Blocks(self.shape, self.dtype, self.chunks)
-        execute(planned, settings, output, description=f"array {planned.plan.stage(planned.output).label}")
+        planner.execute(planned, settings, output, description=f"array {planned.plan.stage(planned.output).label}")
         return output.value()
 
     def __array__(self, dtype=None, copy=None):
@@ -103,7 +102,7 @@ class Array:
         store.delete(HEADER_KEY)
         store.delete("block/")
         output = Partitions()
-        execute(planned, settings, output, description=f"store {url}")
+        planner.execute(planned, settings, output, description=f"store {url}")
         written = sum(n for part in output.value() for _, n in part)
         header = {"format": FORMAT, "version": 1, "shape": list(self.shape), "dtype": self.dtype.str,
                   "chunks": [list(c) for c in self.chunks], "token": uuid.uuid4().hex, "nbytes": written}

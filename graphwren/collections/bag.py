@@ -19,7 +19,6 @@ from .. import config
 from .. import planner
 from ..logical import bag as e
 from ..logical import offline
-from ..planner.execute import execute
 from ..planner.outputs import Partitions
 from ..tasks import aggregates as agg
 from ..tasks import bag_ops as t
@@ -176,7 +175,7 @@ class Bag:
         settings = config.resolve(settings)
         planned = planner.plan(expr if expr is not None else self.expr, settings, sink=sink, ntasks=ntasks)
         output = Partitions()
-        job = execute(planned, settings, output, keep=keep, description=description)
+        job = planner.execute(planned, settings, output, keep=keep, description=description)
         return output.value(), planned, job, settings
 
     def compute(self, **settings) -> list:

@@ -3,7 +3,8 @@
 ``plan`` optimizes the expression (logical rules), lowers it by node type
 (``bag.py`` for bags, ``array.py`` for arrays, sharing ``build.py``), and
 checks every stage against the one memory model (``memory.py``).
-``explain`` renders the same plan without running it or reading remote storage.
+``execute`` hands it to the runtime's driver, and ``explain`` renders the
+same plan without running it or reading remote storage.
 """
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, ta
     built = lowering.plan([lowering.output])
     memory.check(built, int(settings["max_task_memory"]), lowering.advice)
     return Planned(built, optimized, lowering.output, lowering.notes)
+
+
+def execute(planned: Planned, settings: dict, output, keep: bool | None = None, description: str = "") -> str:
+    """Run a planned job; ``output.receive`` gets each output partition (see outputs.py). Returns the job id."""
+    from ..runtime.driver import Driver
+    return Driver(settings).run(planned.plan, output.receive, keep=keep, description=description)
 
 
 def explain(expr: Expr, settings: dict):
