@@ -67,3 +67,7 @@ class IntegrityError(GraphwrenError):
 
 class ArrayError(GraphwrenError, ValueError):
     """A blocked-array operation that cannot be planned (raised at graph-building time)."""
+
+
+class RewriteError(GraphwrenError):
+    """The optimizer's rules did not converge: they looped or kept growing the plan (names rule and node)."""

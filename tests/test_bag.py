@@ -57,8 +57,9 @@ def add(a, b):
 def nplan(bag):
     """The physical plan compute() would run."""
     from graphwren.planner.bag import lower
-    from graphwren.logical.bag_rules import optimize
-    return lower(optimize(bag.expr), config.resolve({}))
+    from graphwren.logical import optimize
+    settings = config.resolve({})
+    return lower(optimize(bag.expr, settings), settings)
 
 
 def split(seq, cuts):

@@ -9,7 +9,7 @@ from graphwren import config
 from graphwren.logical import bag as e
 from graphwren.tasks import bag_ops as t
 from graphwren.planner.bag import lower
-from graphwren.logical.bag_rules import fused_view, optimize
+from graphwren.logical import fused_view, optimize
 from graphwren.runtime.plan import ALL_TO_ALL, GATHER, ONE_TO_ONE
 
 
@@ -24,7 +24,8 @@ def mod2(x):
 
 
 def plan_of(bag, storage=None):
-    return lower(optimize(bag.expr), config.resolve({"storage": storage} if storage else {}))
+    settings = config.resolve({"storage": storage} if storage else {})
+    return lower(optimize(bag.expr, settings), settings)
 
 
 def edge_kinds(plan):

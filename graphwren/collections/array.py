@@ -22,10 +22,12 @@ import numpy as np
 
 from .. import config
 from ..errors import MissingKey
-from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, Elemwise, FromNumpy, Full, Held, Load, MatMul,
-                             Random, Rechunk, Reduction, Transpose, check_numeric, infer_dtype, make_getitem,
-                             normalize_chunks, optimize)
+from ..logical import optimize
+from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, AxisReduction, Elemwise, FromNumpy, Full, Held,
+                             Load, MatMul, Random, Rechunk, Transpose, check_numeric, infer_dtype, make_getitem)
+from ..logical.chunks import normalize_chunks
 from ..planner.array import Lowering
+from ..planner.matmul import choose_matmul_strategies
 from ..tasks.blocks import HEADER_KEY, block_key, chunk_offsets, unravel
 from ..logical.expr import funcname
 
@@ -73,7 +75,8 @@ class Array:
 
     # -- running ---------------------------------------------------------------
     def _lower(self, settings: dict, target: str | None = None, build_data: bool = True):
-        optimized = optimize(self.expr, settings)
+        # The matmul strategy is physical planning (workers, memory bound): applied after optimize.
+        optimized = choose_matmul_strategies(optimize(self.expr, settings), settings)
         return optimized, Lowering(optimized, settings, target, build_data)
 
     def compute(self, **settings) -> np.ndarray:
@@ -219,8 +222,8 @@ class Array:
             axes = tuple(sorted(norm))
         if self.size == 0 and how in ("min", "max"):
             raise ArrayError(f"{how} of an empty array has no identity")
-        return Array(Reduction(self.expr, how, axes, bool(keepdims), split_every, ddof,
-                               None if dtype is None else np.dtype(dtype)))
+        return Array(AxisReduction(self.expr, how, axes, bool(keepdims), split_every, ddof,
+                                   None if dtype is None else np.dtype(dtype)))
 
     def sum(self, axis=None, dtype=None, keepdims=False, split_every=None):
         return self._reduce("sum", axis, keepdims, split_every, dtype)

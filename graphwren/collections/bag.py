@@ -23,7 +23,7 @@ from ..tasks import bag_ops as t
 from ..tasks.text_io import WriteText, output_targets
 from ..tasks.tables import WriteParquet
 from ..planner.bag import lower
-from ..logical.bag_rules import fused_view, optimize
+from ..logical import fused_view, optimize
 from ..planner.execute import execute
 from ..planner.explain import explain as render_explain
 
@@ -174,7 +174,7 @@ class Bag:
         return self.expr.npartitions
 
     def _plan(self, settings: dict, expr=None, sink=None, ntasks=None):
-        return lower(optimize(expr if expr is not None else self.expr), settings, sink=sink, ntasks=ntasks)
+        return lower(optimize(expr if expr is not None else self.expr, settings), settings, sink=sink, ntasks=ntasks)
 
     def _run(self, settings: dict, expr=None, sink=None, ntasks=None, keep=None, description="compute"):
         settings = config.resolve(settings)
@@ -238,14 +238,16 @@ class Bag:
         settings = config.resolve(settings)
         notes: list[str] = []
         with offline.planning():  # no listing, sizes or footers of remote files: no credentials needed
-            optimized = optimize(self.expr)
+            optimized = optimize(self.expr, settings)
             plan = lower(optimized, settings, notes=notes)
-            return render_explain(self.expr.tree(), fused_view(optimized).tree(), plan, settings["storage"], notes)
+            return render_explain(self.expr.tree(), fused_view(optimized, settings).tree(), plan, settings["storage"],
+                                  notes)
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
+        settings = config.resolve(settings)
         with offline.planning():
-            plan = lower(optimize(self.expr), config.resolve(settings))
+            plan = lower(optimize(self.expr, settings), settings)
         lines = ["digraph stages {", "  rankdir=LR; node [shape=box];"]
         for s in plan.stages:
             lines.append(f'  "{s.name}" [label="{s.label}\\n{s.ntasks} tasks"];')

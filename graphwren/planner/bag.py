@@ -139,9 +139,7 @@ class Lowering:
             return self.pending(expr.frame).then(ops)
         if isinstance(expr, Shuffle):
             up = self.pending(expr.frame)
-            name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=expr.nparts,
-                                    boundary=f"hash shuffle({expr.nparts})", shuffled=expr.frame)
-            return Pending([Edge(name, ALL_TO_ALL)], t.ReadInputs(0), [], expr.nparts, [])
+            return self._shuffle(expr, up, expr.nparts or up.npartitions)
         if isinstance(expr, Sort):
             return self._sort(expr)
         if isinstance(expr, TreeReduce):
@@ -149,10 +147,23 @@ class Lowering:
         if isinstance(expr, Repartition):
             return self._repartition(self.pending(expr.frame), expr.nparts)
         if isinstance(expr, HashJoin):
-            left, right = self.pending(expr.left), self.pending(expr.right)
+            sides = (expr.left, expr.right)
+            if all(isinstance(side, Shuffle) and side.nparts is None for side in sides):
+                # No nparts given: both sides shuffle into as many buckets as the larger input has.
+                ups = [self.pending(side.frame) for side in sides]
+                n = max(up.npartitions for up in ups)
+                left, right = (self._shuffle(side, up, n) for side, up in zip(sides, ups))
+            else:
+                left, right = self.pending(expr.left), self.pending(expr.right)
             return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
                            left.npartitions, ["hash join"])
         raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the plan first")
+
+    def _shuffle(self, expr: Shuffle, up: Pending, n: int) -> Pending:
+        """``up`` hash-shuffled by ``expr.key`` into ``n`` buckets."""
+        name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
+                                boundary=f"hash shuffle({n})", shuffled=expr.frame)
+        return Pending([Edge(name, ALL_TO_ALL)], t.ReadInputs(0), [], n, [])
 
     def _ship(self, name: str, partitions: list) -> list[int]:
         """Encode partitions the driver holds into one data object; their byte offsets in it."""
