@@ -340,7 +340,8 @@ class Shuffle(BagExpr):
 
     def _describe(self):
         key = "record[0]" if self.first else funcname(self.key)
-        return f"Shuffle(key={key}, npartitions={self.npartitions})"
+        # None reads "auto": the planner picks it (the larger side's count under a HashJoin).
+        return f"Shuffle(key={key}, npartitions={'auto' if self.nparts is None else self.nparts})"
 
 
 class TreeReduce(BagExpr):
