@@ -75,3 +75,7 @@ class ArrayError(PlanError):
 
 class ProjectedMemoryError(PlanError):
     """A stage whose projected per-task memory is over ``max_task_memory`` (raised at plan time)."""
+
+
+class RewriteError(GraphwrenError):
+    """The optimizer's rules did not converge: they looped or kept growing the plan (names rule and node)."""

@@ -10,7 +10,9 @@ from graphwren import config, planner
 from graphwren.errors import ProjectedMemoryError
 from graphwren.collections import array as ga
 from graphwren.collections.array import ArrayError
-from graphwren.logical.array import MatMul, MatMulSplit, ReduceLevel, optimize
+from graphwren.logical import optimize
+from graphwren.logical.array import MatMul, MatMulSplit, ReduceLevel
+from graphwren.planner.matmul import choose_matmul_strategies
 
 
 def close(got, want, dtype=np.float64):
@@ -228,13 +230,14 @@ def test_matmul_k_split_when_grid_smaller_than_workers():
     a, b = rng.random((4, 16)), rng.random((16, 4))
     A, B = ga.from_numpy(a, chunks=4), ga.from_numpy(b, chunks=4)
     C = A @ B
-    opt = optimize(C.expr, config.resolve({"workers": 2}))
+    two = config.resolve({"workers": 2})
+    opt = choose_matmul_strategies(optimize(C.expr, two), two)
     assert any(isinstance(n, MatMulSplit) for n in opt.walk())
     plan = planner.plan(C.expr, config.resolve({"workers": 2})).plan
     assert len(plan.stages) == 2
     close(C.compute(workers=2), a @ b)
-    wide = optimize((ga.from_numpy(np.ones((8, 8)), chunks=4) @ ga.ones((8, 8), chunks=4)).expr,
-                    config.resolve({"workers": 2}))
+    wide = choose_matmul_strategies(
+        optimize((ga.from_numpy(np.ones((8, 8)), chunks=4) @ ga.ones((8, 8), chunks=4)).expr, two), two)
     assert isinstance(wide, MatMul) and wide.strategy == "stream"
 
 

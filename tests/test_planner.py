@@ -9,7 +9,7 @@ from graphwren import config
 from graphwren.logical import bag as e
 from graphwren.tasks import bag_ops as t
 from graphwren import planner
-from graphwren.logical.bag_rules import fused_view, optimize
+from graphwren.logical import fused_view, optimize
 from graphwren.runtime.plan import HASH_SHUFFLE, GATHER, ONE_TO_ONE
 
 

@@ -22,10 +22,10 @@ import numpy as np
 
 from .. import config
 from ..errors import MissingKey
-from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, Elemwise, FromNumpy, Full, Held, Load, MatMul,
-                             Random, Rechunk, Reduction, Transpose, check_numeric, infer_dtype, make_getitem,
-                             normalize_chunks)
 from .. import planner
+from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, AxisReduction, Elemwise, FromNumpy, Full, Held,
+                             Load, MatMul, Random, Rechunk, Transpose, check_numeric, infer_dtype, make_getitem)
+from ..logical.chunks import normalize_chunks
 from ..planner.outputs import Blocks, Partitions
 from ..tasks.blocks import HEADER_KEY, block_key, unravel
 from ..logical.expr import funcname
@@ -191,8 +191,8 @@ class Array:
             axes = tuple(sorted(norm))
         if self.size == 0 and how in ("min", "max"):
             raise ArrayError(f"{how} of an empty array has no identity")
-        return Array(Reduction(self.expr, how, axes, bool(keepdims), split_every, ddof,
-                               None if dtype is None else np.dtype(dtype)))
+        return Array(AxisReduction(self.expr, how, axes, bool(keepdims), split_every, ddof,
+                                   None if dtype is None else np.dtype(dtype)))
 
     def sum(self, axis=None, dtype=None, keepdims=False, split_every=None):
         return self._reduce("sum", axis, keepdims, split_every, dtype)

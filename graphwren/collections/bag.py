@@ -235,6 +235,7 @@ class Bag:
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
+        settings = config.resolve(settings)
         with offline.planning():
             plan = planner.plan(self.expr, config.resolve(settings), explaining=True).plan
         lines = ["digraph stages {", "  rankdir=LR; node [shape=box];"]

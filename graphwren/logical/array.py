@@ -1,80 +1,34 @@
-"""Blocked-array expressions and their rewrite rules (dask-expr style).
+"""Blocked-array expressions (dask-expr style): each node knows its shape, dtype and chunks.
 
 An array expression knows its ``shape``, ``dtype`` and ``chunks`` (one tuple
-of block lengths per dimension, as in dask.array) without running anything.
-Nodes are
+of block lengths per dimension, as in dask.array; the arithmetic is in
+``logical.chunks``) without running anything. Nodes are
 
 * **sources** (``FromNumpy``, ``Random``, ``Full``, ``Arange``, ``Load``): a
   block is made or read by whichever task needs it;
 * **narrow** (``Elemwise``, ``Transpose``, ``GetItem``): output block ``b``
   needs one block of each input; lowering fuses chains of them into the
   task that consumes them;
-* **wide** (``Reduction`` -> ``ReduceLevel`` tree, ``MatMul``,
+* **wide** (``AxisReduction`` -> ``ReduceLevel`` tree, ``MatMul``,
   ``MatMulSplit``, ``Rechunk``): an output block reads many input blocks.
 
-``optimize(expr, settings)`` folds the rules over the plan: reductions become
-a tree of ``ReduceLevel`` nodes (``split_every`` blocks per task per axis) and
-``MatMul`` gets its physical strategy from ``array_matmul.plan_matmul``.
+``graphwren.logical.optimize`` rewrites reductions into ``ReduceLevel`` trees
+(rule ``array_reduction_tree``); a ``MatMul``'s physical strategy is chosen
+later, by the planner (``planner.matmul``), since it depends on the workers
+and the memory bound.
 """
 from __future__ import annotations
 
 import functools
 import math
-import numbers
 import uuid
 
 import numpy as np
 
 from ..errors import ArrayError
-from ..tasks.blocks import block_shape, chunk_offsets
+from ..tasks.blocks import block_shape
+from .chunks import broadcast_layout, getitem_plan, max_block_nbytes
 from .expr import Expr, funcname, tokenize
-
-
-# ----------------------------------------------------------------------------- chunks
-
-
-def _dim_chunks(size: int, c) -> tuple[int, ...]:
-    if isinstance(c, (tuple, list)):
-        c = tuple(int(x) for x in c)
-        if sum(c) != size or any(x < 0 for x in c):
-            raise ArrayError(f"chunks {c} do not add up to the dimension's length {size}")
-        if size > 0 and any(x == 0 for x in c):
-            c = tuple(x for x in c if x > 0)
-        return c or (0,)
-    if c is None or c == -1 or (isinstance(c, numbers.Integral) and c >= size):
-        return (size,)
-    if not isinstance(c, numbers.Integral) or isinstance(c, bool) or c <= 0:
-        raise ArrayError(f"a chunk length must be a positive int, -1 or None, got {c!r}")
-    c = int(c)
-    n, rest = divmod(size, c)
-    return (c,) * n + ((rest,) if rest else ())
-
-
-def normalize_chunks(chunks, shape: tuple[int, ...], dtype=np.float64,
-                     target_bytes: int = 128 * 1024**2) -> tuple[tuple[int, ...], ...]:
-    """An int, a tuple of ints (one per dim; -1/None = whole dim), or per-dim tuples of lengths."""
-    shape = tuple(int(s) for s in shape)
-    ndim = len(shape)
-    if chunks is None or chunks == "auto":
-        itemsize = np.dtype(dtype).itemsize
-        edge = max(1, int((target_bytes / itemsize) ** (1 / max(ndim, 1))))
-        chunks = edge
-    if isinstance(chunks, numbers.Integral) and not isinstance(chunks, bool):
-        return tuple(_dim_chunks(s, int(chunks)) for s in shape)
-    if isinstance(chunks, dict):
-        chunks = tuple(chunks.get(d, -1) for d in range(ndim))
-    if not isinstance(chunks, (tuple, list)):
-        raise ArrayError(f"chunks must be an int, a tuple or per-dimension tuples, got {chunks!r}")
-    if len(chunks) != ndim:
-        raise ArrayError(f"chunks {chunks!r} has {len(chunks)} entries for a {ndim}-d array of shape {shape}")
-    return tuple(_dim_chunks(s, c) for s, c in zip(shape, chunks))
-
-
-def max_block_nbytes(chunks, dtype) -> int:
-    n = np.dtype(dtype).itemsize
-    for c in chunks:
-        n *= max(c) if c else 0
-    return n
 
 
 def check_numeric(dtype, what: str) -> np.dtype:
@@ -128,25 +82,6 @@ class ArrayExpr(Expr):
             return max_block_nbytes(self.chunks, self.dtype)
         return math.prod(block_shape(self.chunks, idx)) * self.dtype.itemsize
 
-    def map_operands(self, fn) -> "ArrayExpr":
-        """A copy whose expression operands (also inside tuples) went through ``fn``."""
-        changed = False
-        values = []
-        for op in self.operands:
-            if isinstance(op, Expr):
-                new = fn(op)
-                changed |= new is not op
-                values.append(new)
-            elif isinstance(op, tuple) and any(isinstance(o, Expr) for o in op):
-                new = tuple(fn(o) if isinstance(o, Expr) else o for o in op)
-                changed |= any(a is not b for a, b in zip(new, op))
-                values.append(new)
-            else:
-                values.append(op)
-        if not changed:
-            return self
-        return type(self)(*values)
-
     def identity_operands(self) -> list:
         """Operands whose block ``b`` is exactly what output block ``b`` reads (fusion-safe)."""
         return []
@@ -189,6 +124,8 @@ class Held(str):
 
 
 class FromNumpy(ArrayExpr):
+    """A numpy array the driver holds, cut into blocks (its bytes ship in the plan's data)."""
+
     _parameters = ("data", "chunks_")
     kind = "source"
 
@@ -201,6 +138,8 @@ class FromNumpy(ArrayExpr):
 
 
 class Random(ArrayExpr):
+    """Uniform random numbers in [0, 1), each block seeded from ``seed`` and its index."""
+
     _parameters = ("seed", "shape_", "chunks_", "dtype_")
     kind = "source"
 
@@ -209,6 +148,8 @@ class Random(ArrayExpr):
 
 
 class Full(ArrayExpr):
+    """An array of one value (zeros, ones, full)."""
+
     _parameters = ("value", "shape_", "chunks_", "dtype_")
     kind = "source"
 
@@ -217,6 +158,8 @@ class Full(ArrayExpr):
 
 
 class Arange(ArrayExpr):
+    """Evenly spaced values ``start + step * i`` for i < size (arange)."""
+
     _parameters = ("start", "step", "size", "chunks_", "dtype_")
     kind = "source"
 
@@ -255,42 +198,14 @@ class AsType:
     __qualname__ = "astype"
 
 
-def _broadcast_layout(args, opname):
-    """(out shape, out chunks, per array arg: tuple of bool 'broadcast' flags per its dims)."""
-    arrays = [a for a in args if isinstance(a, ArrayExpr)]
-    ndim = max(a.ndim for a in arrays)
-    shape, chunks = [], []
-    for d in range(ndim):
-        size, ch = 1, None
-        for a in arrays:
-            k = d - (ndim - a.ndim)
-            if k < 0:
-                continue
-            s = a.shape[k]
-            if s != 1:
-                if size != 1 and s != size:
-                    shapes = " and ".join(str(x.shape) for x in arrays)
-                    raise ArrayError(f"{opname}: operands could not be broadcast together with shapes {shapes}")
-                size = s
-                if ch is None:
-                    ch = a.chunks[k]
-                elif a.chunks[k] != ch:
-                    raise ArrayError(f"{opname}: operands have different chunks {ch} and {a.chunks[k]} "
-                                     f"along dimension {d}; rechunk one of them")
-        if ch is None:
-            ch = (1,)
-        shape.append(size)
-        chunks.append(ch)
-    return tuple(shape), tuple(chunks), ndim
-
-
 class Elemwise(ArrayExpr):
     """``op(*args)`` block by block; args are arrays (broadcast as numpy does) or scalars."""
 
     _parameters = ("op", "args", "dtype_")
 
     def _meta(self):
-        shape, chunks, _ = _broadcast_layout(self.args, funcname(self.op))
+        layouts = [(a.shape, a.chunks) for a in self.args if isinstance(a, ArrayExpr)]
+        shape, chunks = broadcast_layout(layouts, funcname(self.op))
         return shape, self.dtype_, chunks
 
     def identity_operands(self):
@@ -321,6 +236,8 @@ def infer_dtype(op, args, opname: str) -> np.dtype:
 
 
 class Transpose(ArrayExpr):
+    """The axes permuted (``x.T``, transpose): block (i, j) is input block (j, i) transposed."""
+
     _parameters = ("x", "axes")
 
     def _meta(self):
@@ -353,72 +270,19 @@ class GetItem(ArrayExpr):
 
 
 def make_getitem(x: ArrayExpr, index) -> ArrayExpr:
-    if not isinstance(index, tuple):
-        index = (index,)
-    if any(isinstance(i, (list, np.ndarray)) or hasattr(i, "dtype") and not np.isscalar(i) for i in index):
-        raise NotImplementedError("graphwren arrays support basic indexing only (ints, slices, None, ...); "
-                                  "fancy and boolean indexing are not supported")
-    n_ell = sum(i is Ellipsis for i in index)
-    if n_ell > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    n_real = sum(i is not None and i is not Ellipsis for i in index)
-    if n_real > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {n_real} were indexed")
-    if n_ell:
-        k = index.index(Ellipsis)
-        index = index[:k] + (slice(None),) * (x.ndim - n_real) + index[k + 1:]
-    else:
-        index = index + (slice(None),) * (x.ndim - n_real)
-    plan, dim, trivial = [], 0, True
-    for i in index:
-        if i is None:
-            plan.append(("n",))
-            trivial = False
-            continue
-        size, chunks = x.shape[dim], x.chunks[dim]
-        offs = chunk_offsets(chunks)
-        if isinstance(i, slice):
-            start, stop, step = i.indices(size)
-            if step <= 0:
-                raise NotImplementedError("graphwren arrays support slices with a positive step only")
-            table = []
-            for b in range(len(chunks)):
-                lo, hi = offs[b], offs[b + 1]
-                first = start if start >= lo else start + -(-(lo - start) // step) * step
-                last = min(hi, stop)
-                if first < last:
-                    table.append((b, first - lo, last - lo, step))
-            if not table:
-                table = [(0, 0, 0, 1)]
-            if not (start == 0 and stop == size and step == 1):
-                trivial = False
-            plan.append(("s", tuple(table)))
-        elif isinstance(i, numbers.Integral):
-            j = int(i) + size if i < 0 else int(i)
-            if not 0 <= j < size:
-                raise IndexError(f"index {i} is out of bounds for axis {dim} with size {size}")
-            b = int(np.searchsorted(offs, j, side="right")) - 1
-            plan.append(("i", b, j - offs[b]))
-            trivial = False
-        else:
-            raise NotImplementedError(f"graphwren arrays cannot be indexed by {i!r}")
-        dim += 1
-    if trivial:
+    """``x[index]`` for basic indexing: a GetItem node, or ``x`` itself when the index selects all of it."""
+    planned = getitem_plan(x.shape, x.chunks, index)
+    if planned is None:
         return x
-    return GetItem(x, tuple(plan), ", ".join(_index_str(i) for i in index))
-
-
-def _index_str(i):
-    if isinstance(i, slice):
-        return f"{'' if i.start is None else i.start}:{'' if i.stop is None else i.stop}" + \
-            ("" if i.step in (None, 1) else f":{i.step}")
-    return repr(i)
+    return GetItem(x, *planned)
 
 
 # ----------------------------------------------------------------------------- wide
 
 
 class Rechunk(ArrayExpr):
+    """The same values cut into other blocks: an output block reads every input block it overlaps."""
+
     _parameters = ("x", "chunks_")
     kind = "wide"
 
@@ -446,8 +310,8 @@ def partial_dtype(kind: str, dtype) -> np.dtype:
     return reduction_dtype(kind, dtype)
 
 
-class Reduction(ArrayExpr):
-    """The logical reduction; ``lower_reductions`` turns it into a tree of ``ReduceLevel``."""
+class AxisReduction(ArrayExpr):
+    """sum/mean/var... along some axes; rule ``array_reduction_tree`` turns it into ``ReduceLevel`` stages."""
 
     _parameters = ("x", "how", "axes", "keepdims", "split_every", "ddof", "dtype_")
     _defaults = {"keepdims": False, "split_every": None, "ddof": 0, "dtype_": None}
@@ -536,54 +400,3 @@ class MatMulSplit(ArrayExpr):
 
     def _describe(self):
         return f"MatMulSplit(k-splits={[list(r) for r in self.ranges]}) -> {_shape_str(self)}"
-
-
-# ----------------------------------------------------------------------------- rules
-
-
-def rewrite(expr: ArrayExpr, rule) -> ArrayExpr:
-    """Apply ``rule(node) -> node`` bottom-up, once per distinct node."""
-    memo: dict[str, ArrayExpr] = {}
-    for node in expr.walk():
-        new = node.map_operands(lambda op: memo.get(op.name, op))
-        memo[node.name] = rule(new)
-    return memo[expr.name]
-
-
-def split_per_axis(split_every, axes, numblocks) -> tuple[int, ...]:
-    if isinstance(split_every, dict):
-        return tuple(max(2, int(split_every.get(a, 16))) for a in axes)
-    n = 16 if split_every is None else int(split_every)
-    if n < 2:
-        raise ArrayError(f"split_every must be >= 2, got {split_every}")
-    per = max(2, int(round(n ** (1 / max(1, len(axes))))))
-    return tuple(per for _ in axes)
-
-
-def lower_reduction(node: ArrayExpr) -> ArrayExpr:
-    """Rule: Reduction -> ReduceLevel(first) -> ReduceLevel(combine)* -> ReduceLevel(last)."""
-    if not isinstance(node, Reduction):
-        return node
-    x, axes = node.x, node.axes
-    split = split_per_axis(node.split_every, axes, x.numblocks)
-    out_dtype = node.dtype
-    cur, first = x, True
-    while True:
-        ngroups = [-(-cur.numblocks[a] // s) for a, s in zip(axes, split)]
-        last = all(g == 1 for g in ngroups)
-        cur = ReduceLevel(cur, node.how, axes, split, first, last, node.keepdims if last else True,
-                          node.ddof, out_dtype)
-        first = False
-        if last:
-            return cur
-
-
-RULES = [lower_reduction]
-
-
-def optimize(expr: ArrayExpr, settings: dict) -> ArrayExpr:
-    from ..planner.matmul import plan_matmul_rule
-    out = expr
-    for rule in RULES:
-        out = rewrite(out, rule)
-    return rewrite(out, lambda n: plan_matmul_rule(n, settings))

@@ -1,10 +1,11 @@
 """Logical nodes of a bag plan.
 
 User-level nodes (``ReduceBy``, ``Frequencies``, ``Reduction`` ...) say what
-to compute. The optimizer (bag_rules) rewrites them into the few physical
-shapes lowering knows: ``Narrow`` ops (fused into stages), ``Shuffle``
-(a hash-shuffle boundary), ``TreeReduce`` (a gather), ``Repartition``,
-``HashJoin`` and sources.
+to compute. The rules in ``logical.rules`` rewrite them into the few shapes
+the planner lowers: ``Narrow`` ops (fused into stages by the planner),
+``Shuffle`` (a hash-shuffle boundary), ``TreeReduce`` (a gather),
+``Repartition``, ``HashJoin`` and sources. ``Fused`` only appears in the
+view explain() prints (rule ``fuse_narrow``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def describe_op(op) -> str:
         return f"{label}({funcname(fn)})"
     if isinstance(op, t.Pluck):
         return f"pluck({op.key!r})"
-    if isinstance(op, (t.TopK, t.Slice)):
+    if isinstance(op, (t.TopKRecords, t.Slice)):
         return f"{label}({getattr(op, 'k', getattr(op, 'n', ''))})"
     return label
 
@@ -49,7 +50,7 @@ class BagExpr(Expr):
         frame = self.operands[0] if self.operands else None
         return frame.projected_bytes if isinstance(frame, BagExpr) else None
 
-    #: True for a source whose size explain() left unread (remote files): see planner.offline.
+    #: True for a source whose size explain() left unread (remote files): see logical.offline.
     size_unread = False
 
 
@@ -95,6 +96,8 @@ class FromArrow(BagExpr):
 
 
 class Range(BagExpr):
+    """The integers 0..n-1 in ``nparts`` partitions (bag.range)."""
+
     _parameters = ("n", "nparts")
 
     @property
@@ -107,6 +110,8 @@ class Range(BagExpr):
 
 
 class ReadText(BagExpr):
+    """Lines of text files, one partition per file or per ``blocksize`` bytes of one (read_text)."""
+
     _parameters = ("urlpath", "blocksize", "encoding", "errors", "compression")
 
     @functools.cached_property
@@ -116,7 +121,7 @@ class ReadText(BagExpr):
 
     @property
     def unlisted(self) -> bool:
-        """True while explain() plans over remote files it has not listed (see planner.offline)."""
+        """True while explain() plans over remote files it has not listed (see logical.offline)."""
         return "splits" not in self.__dict__ and offline.skips(self.urlpath)
 
     size_unread = unlisted
@@ -139,6 +144,8 @@ class ReadText(BagExpr):
 
 
 class ReadParquet(BagExpr):
+    """Records of parquet files, one partition per file (read_parquet)."""
+
     _parameters = ("urlpath", "columns", "as_tuples")
 
     @functools.cached_property
@@ -148,7 +155,7 @@ class ReadParquet(BagExpr):
 
     @property
     def unlisted(self) -> bool:
-        """True while explain() plans over remote files it has not listed (see planner.offline)."""
+        """True while explain() plans over remote files it has not listed (see logical.offline)."""
         return "files" not in self.__dict__ and offline.skips(self.urlpath)
 
     @property
@@ -226,6 +233,8 @@ class Fused(BagExpr):
 
 # -- what users ask for (rewritten by the optimizer) ----------------------------------
 class ReduceBy(BagExpr):
+    """reduceby/foldby: records reduced per key (rule combine_reduceby adds the map-side combine)."""
+
     _parameters = ("frame", "key", "binop", "initial", "combine", "combine_initial", "nparts", "opname")
 
     @property
@@ -234,6 +243,8 @@ class ReduceBy(BagExpr):
 
 
 class Frequencies(BagExpr):
+    """(value, count) per distinct value, by count if ``sort`` (rule combine_frequencies)."""
+
     _parameters = ("frame", "sort", "nparts")
 
     @property
@@ -242,6 +253,8 @@ class Frequencies(BagExpr):
 
 
 class Distinct(BagExpr):
+    """One record per distinct key (rule combine_distinct)."""
+
     _parameters = ("frame", "key", "nparts")
 
     @property
@@ -250,6 +263,8 @@ class Distinct(BagExpr):
 
 
 class GroupBy(BagExpr):
+    """(key, [records]) per key (rule groupby_to_shuffle)."""
+
     _parameters = ("frame", "key", "nparts")
 
     @property
@@ -287,6 +302,8 @@ class Sort(BagExpr):
 
 
 class TopK(BagExpr):
+    """The k largest records, by key if given, in one partition (rule topk_to_tree)."""
+
     _parameters = ("frame", "k", "key", "split_every")
 
     @property
@@ -308,17 +325,23 @@ class Join(BagExpr):
 
 # -- physical shapes the lowering knows ---------------------------------------------
 class Shuffle(BagExpr):
-    """Every record goes to partition portable_hash(key(record)) % nparts."""
+    """Every record goes to partition portable_hash(key(record)) % nparts.
+
+    ``nparts`` None (the user gave none) keeps the input's partition count; the
+    planner resolves it, and under a ``HashJoin`` sizes both sides alike.
+    """
 
     _parameters = ("frame", "key", "nparts", "first", "opname")
+    _defaults = {"nparts": None, "first": False, "opname": "shuffle"}
 
     @property
     def npartitions(self):
-        return self.nparts
+        return self.nparts or self.frame.npartitions
 
     def _describe(self):
         key = "record[0]" if self.first else funcname(self.key)
-        return f"Shuffle(key={key}, npartitions={self.nparts})"
+        # None reads "auto": the planner picks it (the larger side's count under a HashJoin).
+        return f"Shuffle(key={key}, npartitions={'auto' if self.nparts is None else self.nparts})"
 
 
 class TreeReduce(BagExpr):
@@ -335,6 +358,8 @@ class TreeReduce(BagExpr):
 
 
 class Repartition(BagExpr):
+    """The same records in ``nparts`` partitions: neighbours concatenated or partitions split."""
+
     _parameters = ("frame", "nparts")
 
     @property
@@ -343,10 +368,11 @@ class Repartition(BagExpr):
 
 
 class HashJoin(BagExpr):
-    """Bucket i of both shuffled sides joined in one task."""
+    """Bucket i of both shuffled sides joined in one task (both sides shuffled into as many buckets)."""
 
     _parameters = ("left", "right", "on_self", "on_other")
 
     @property
     def npartitions(self):
-        return self.left.npartitions
+        # Shuffles without nparts are sized to the larger side, as the planner does.
+        return max(self.left.npartitions, self.right.npartitions)

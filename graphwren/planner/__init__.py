@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import logical
 from ..logical import offline
 from ..logical.array import ArrayExpr
 from ..logical.bag import BagExpr
@@ -30,11 +31,11 @@ class Planned:
 
 def optimize(expr: Expr, settings: dict) -> Expr:
     """The logical rules, then the physical choices made before lowering (matmul strategies)."""
-    if isinstance(expr, ArrayExpr):
-        from ..logical.array import optimize as optimize_array
-        return optimize_array(expr, settings)
-    from ..logical.bag_rules import optimize as optimize_bag
-    return optimize_bag(expr)
+    optimized = logical.optimize(expr, settings)
+    if isinstance(optimized, ArrayExpr):
+        from .matmul import choose_matmul_strategies
+        optimized = choose_matmul_strategies(optimized, settings)
+    return optimized
 
 
 def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, target: str | None = None,
@@ -73,6 +74,5 @@ def explain(expr: Expr, settings: dict):
         planned = plan(expr, settings, explaining=True)
         view = planned.optimized
         if isinstance(view, BagExpr):
-            from ..logical.bag_rules import fused_view
-            view = fused_view(view)
+            view = logical.fused_view(view, settings)
         return render(expr.tree(), view.tree(), planned.plan, settings["storage"], planned.notes)

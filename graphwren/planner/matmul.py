@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
-from ..logical.array import ArrayError, MatMul, MatMulSplit, ReduceLevel
+from ..errors import ArrayError
+from ..logical.array import MatMul, MatMulSplit, ReduceLevel
+from ..logical.rewrite import rewrite
 from ..runtime.backends import planned_workers
 from . import memory
 
@@ -67,9 +69,14 @@ def plan_matmul(a, b, workers: int, bound: int, where: str = "matmul"):
     return ReduceLevel(partial, "sum", (0,), (nsplit,), True, True, False, 0, dtype)
 
 
-def plan_matmul_rule(node, settings: dict):
-    """Rule: a logical MatMul gets its strategy from the grid, the workers and the memory bound."""
+def choose_matmul_strategy(node, settings: dict):
+    """A logical MatMul gets its strategy from the grid, the workers and the memory bound."""
     if not isinstance(node, MatMul) or node.strategy is not None:
         return node
     return plan_matmul(node.a, node.b, planned_workers(settings), int(settings["max_task_memory"]),
                        f"matmul of {node.a.shape} @ {node.b.shape}")
+
+
+def choose_matmul_strategies(expr, settings: dict):
+    """Every logical MatMul in ``expr`` given its physical strategy (physical planning, after optimize)."""
+    return rewrite(expr, [choose_matmul_strategy], settings)

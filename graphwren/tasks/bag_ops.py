@@ -205,7 +205,9 @@ class SortByCount:
         return iter(sorted(it, key=lambda kv: kv[1], reverse=True))
 
 
-class Distinct:
+class UniqueRecords:
+    """The first record of each key (the record itself when key is None): distinct()."""
+
     def __init__(self, key=None):
         self.key = key
 
@@ -221,6 +223,16 @@ class Distinct:
                 check_hashable(k, x, "distinct")
                 raise
         return iter(seen.values())
+
+
+def first(kv):
+    """The key of a (key, value) record: how combiners' output is shuffled."""
+    return kv[0]
+
+
+def identity(x):
+    """A record is its own key (distinct() without a key)."""
+    return x
 
 
 class GroupValues:
@@ -262,7 +274,9 @@ class Aggregate:
         return iter([self.fn(list(it))])
 
 
-class TopK:
+class TopKRecords:
+    """The k largest records (by key, if given): topk()."""
+
     def __init__(self, k: int, key=None):
         self.k, self.key = k, key
 
