@@ -4,8 +4,9 @@ The walk is bottom-up: a node is rewritten only after every expression it
 reads (also those inside tuple operands, as array ``Elemwise`` keeps them)
 has settled, so a rule always sees optimized inputs. Each distinct node,
 by name, is settled once and memoized: a subexpression two consumers share
-is rewritten once and stays shared. At a node the rules are tried in order;
-when one changes it, the new node's own new inputs are settled and the rules
+is rewritten once and stays shared. At a node the rules are tried in order
+(only those declared for its type with ``@rewrites(...)`` are called); when
+one changes it, the new node's own new inputs are settled and the rules
 start again on it, until none applies. Every node of the result is such a
 fixpoint, so one pass leaves nothing for a second one to do.
 
@@ -25,6 +26,14 @@ from ..errors import RewriteError
 from .expr import Expr, funcname
 
 Rule = Callable[[Expr, Any], Expr]
+
+
+def rewrites(*types: type) -> Callable[[Rule], Rule]:
+    """Declare the node types a rule rewrites: the driver calls it on those nodes only."""
+    def declare(rule: Rule) -> Rule:
+        rule.rewrites = types
+        return rule
+    return declare
 
 #: Rewrites allowed per input node (plus a floor): far above what any real rule set needs.
 REWRITES_PER_NODE = 20
@@ -82,6 +91,9 @@ def rewrite(expr: Expr, rules: Sequence[Rule], settings: Any = None, max_rewrite
 def _first_change(node: Expr, rules: Sequence[Rule], settings) -> tuple[Rule | None, Expr]:
     """The first rule that changes ``node`` and what it made, or (None, node)."""
     for rule in rules:
+        types = getattr(rule, "rewrites", None)
+        if types is not None and not isinstance(node, types):
+            continue  # declared for other node types: not even called
         new = rule(node, settings)
         if new is None or not isinstance(new, Expr):
             raise RewriteError(f"rule {funcname(rule)} returned {new!r} for {_short(node)}; "

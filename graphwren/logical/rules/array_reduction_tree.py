@@ -4,8 +4,10 @@ from __future__ import annotations
 from ..array import AxisReduction, ReduceLevel
 from ..chunks import split_per_axis
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(AxisReduction)
 def array_reduction_tree(expr: Expr, settings=None) -> Expr:
     """AxisReduction -> ReduceLevel(first) -> ReduceLevel(combine)* -> ReduceLevel(last)."""
     if not isinstance(expr, AxisReduction):

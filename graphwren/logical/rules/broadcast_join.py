@@ -4,8 +4,10 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import Join, Narrow
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(Join)
 def broadcast_join(expr: Expr, settings=None) -> Expr:
     """Join with an in-memory collection -> one narrow op joining each partition with all of it."""
     if not isinstance(expr, Join) or isinstance(expr.other, Expr):

@@ -4,8 +4,10 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import Distinct, Narrow, Shuffle
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(Distinct)
 def combine_distinct(expr: Expr, settings=None) -> Expr:
     """Distinct -> unique records per partition, Shuffle by key, unique records per bucket."""
     if not isinstance(expr, Distinct):

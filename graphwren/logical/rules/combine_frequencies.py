@@ -4,8 +4,10 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import Frequencies, Narrow, Shuffle, TreeReduce
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(Frequencies)
 def combine_frequencies(expr: Expr, settings=None) -> Expr:
     """Frequencies -> count per partition, Shuffle by value, sum the counts (then gather to sort)."""
     if not isinstance(expr, Frequencies):

@@ -4,8 +4,10 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import Narrow, ReduceBy, Shuffle
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(ReduceBy)
 def combine_reduceby(expr: Expr, settings=None) -> Expr:
     """ReduceBy -> partial reduce per partition, Shuffle by key, combine the partials."""
     if not isinstance(expr, ReduceBy):

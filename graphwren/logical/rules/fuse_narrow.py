@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from ..bag import Fused, Narrow
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(Narrow, Fused)
 def fuse_narrow(expr: Expr, settings=None) -> Expr:
     """Narrow over narrow (or fused) -> one Fused node listing the ops in order."""
     if isinstance(expr, Narrow):

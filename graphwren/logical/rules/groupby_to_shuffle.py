@@ -4,8 +4,10 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import GroupBy, Narrow, Shuffle
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(GroupBy)
 def groupby_to_shuffle(expr: Expr, settings=None) -> Expr:
     """GroupBy -> Shuffle by key, then (key, [records]) per key in each bucket."""
     if not isinstance(expr, GroupBy):

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from ..bag import HashJoin, Join, Shuffle
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(Join)
 def join_to_shuffles(expr: Expr, settings=None) -> Expr:
     """Join of two bags -> HashJoin(Shuffle(left), Shuffle(right)).
 

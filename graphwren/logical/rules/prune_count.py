@@ -4,11 +4,13 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import Narrow, Reduction
 from ..expr import Expr
+from ..rewrite import rewrites
 
 #: Ops that turn each record into exactly one record: they cannot change a count.
 ONE_TO_ONE_OPS = (t.Map, t.Starmap, t.Pluck)
 
 
+@rewrites(Reduction)
 def prune_count(expr: Expr, settings=None) -> Expr:
     """Reduction(count) over one-to-one maps -> the same count over what the maps read."""
     if not (isinstance(expr, Reduction) and expr.opname == "count"):

@@ -4,8 +4,10 @@ from __future__ import annotations
 from ...tasks import bag_ops as t
 from ..bag import Narrow, Reduction, TreeReduce
 from ..expr import Expr
+from ..rewrite import rewrites
 
 
+@rewrites(Reduction)
 def reduction_to_tree(expr: Expr, settings=None) -> Expr:
     """Reduction -> perpartition in each partition, then aggregate over a TreeReduce of the results."""
     if not isinstance(expr, Reduction):
