@@ -41,9 +41,9 @@ def ping() -> dict:
     import pkgutil
     import sys
 
-    import graphwren
+    from ..version import __version__
     modules = sorted({m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names))
-    return {"graphwren": graphwren.__version__, "python": platform.python_version(),
+    return {"graphwren": __version__, "python": platform.python_version(),
             "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
             "memory": os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "modules": modules}
 

@@ -86,7 +86,7 @@ class LambdaBackend:
     name = "lambda"
 
     def __init__(self, settings: dict, client=None, check: bool = True):
-        from ...aws import function_name
+        from .lambda_names import function_name
         self.settings = settings
         self.function = settings.get("lambda_function") or function_name(settings.get("lambda_memory"))
         cap = int(settings.get("lambda_max_workers") or 1000)
@@ -138,7 +138,7 @@ class LambdaBackend:
         """Fail now, with the fix, if the function is missing, stale, or has no graphwren."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        import graphwren
+        from ...version import __version__
         key = (self.endpoint, getattr(self, "region", None), self.function)
         if key in _checked:
             return _checked[key]
@@ -155,10 +155,10 @@ class LambdaBackend:
         except BotoCoreError as exc:
             raise LambdaSetupError(f"cannot reach AWS Lambda for {self._where()}: {exc}") from None
         deployed = ((conf.get("Environment") or {}).get("Variables") or {}).get("GRAPHWREN_VERSION")
-        if deployed is not None and deployed != graphwren.__version__:
+        if deployed is not None and deployed != __version__:
             raise LambdaSetupError(
                 f"the Lambda function {self._where()} was deployed with graphwren {deployed}, but this is "
-                f"graphwren {graphwren.__version__}; {deploy} to deploy this version "
+                f"graphwren {__version__}; {deploy} to deploy this version "
                 f"(each version gets its own function, so the old one keeps working).")
         try:
             resp = self._client.invoke(FunctionName=self.function, InvocationType="RequestResponse",
@@ -185,10 +185,10 @@ class LambdaBackend:
             raise LambdaSetupError(
                 f"the Lambda function {self._where()} is not a graphwren function (its answer to a ping was "
                 f"{str(answer)[:200]!r}); {deploy}, or point lambda_function= at a graphwren function.")
-        if answer["graphwren"] != graphwren.__version__:
+        if answer["graphwren"] != __version__:
             raise LambdaSetupError(
                 f"the Lambda function {self._where()} runs graphwren {answer['graphwren']}, but this is "
-                f"graphwren {graphwren.__version__}; {deploy} (or rebuild and push the image).")
+                f"graphwren {__version__}; {deploy} (or rebuild and push the image).")
         mine = ".".join(platform.python_version_tuple()[:2])
         theirs = ".".join(str(answer.get("python", "")).split(".")[:2])
         if theirs and theirs != mine:
@@ -292,7 +292,7 @@ class LambdaBackend:
 
     def _give_up(self, event: dict, exc: BaseException, code: str) -> None:
         self.stats["failed"] += 1
-        from ...aws import function_name as default_name
+        from .lambda_names import function_name as default_name
         hint = ""
         if code == "ResourceNotFoundException":
             hint = " The function is gone: run `graphwren lambda deploy --bucket BUCKET`."
