@@ -27,24 +27,12 @@ import os
 import threading
 import warnings
 
-from .errors import GraphwrenError, StorageError
+from .errors import ConfigError, StorageError, StoreURLError, UnknownSetting
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-
-
-class ConfigError(GraphwrenError, ValueError):
-    """A setting has a bad value, or a config file is missing or malformed."""
-
-
-class UnknownSetting(ConfigError, TypeError):
-    """A setting name that graphwren does not have."""
-
-
-class StoreURLError(StorageError, ConfigError):
-    """A store URL setting that is no store URL (a typo such as ``s3:/bucket``)."""
 
 
 class ConfigWarning(UserWarning):

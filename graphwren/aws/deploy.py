@@ -31,6 +31,7 @@ import tempfile
 import time
 import zipfile
 
+from ..errors import DeployError
 from ..version import __version__
 from . import DEFAULT_MEMORY, DEFAULT_TIMEOUT, HANDLER, function_name
 
@@ -44,10 +45,6 @@ PICKLE_PINNED = {"cloudpickle", "tblib"}
 _STRIP_DIRS = {"__pycache__", "tests", "test", "include", "benchmarks"}
 _STRIP_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".c")
 _KEEP_TEST_PACKAGES = {"numpy/testing"}   # numpy imports numpy.testing lazily; keep it whole
-
-
-class DeployError(RuntimeError):
-    """Deployment cannot proceed; the message names the cause and the fix."""
 
 
 @dataclasses.dataclass

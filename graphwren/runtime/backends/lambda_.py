@@ -28,7 +28,7 @@ import random
 import threading
 import time
 
-from ...errors import GraphwrenError
+from ...errors import LambdaInvokeError, LambdaSetupError
 from .. import integrity, records, remote_errors
 
 MAX_PAYLOAD = 256 * 1024          # far below Lambda's async limit (1 MB); ours are ~200 bytes
@@ -43,14 +43,6 @@ SEND_THREADS = 32
 # The local Lambda emulator (graphwren.aws.emulator) answers only requests carrying its token.
 TOKEN_ENV = "GRAPHWREN_LAMBDA_TOKEN"
 TOKEN_HEADER = "X-Graphwren-Token"
-
-
-class LambdaSetupError(GraphwrenError):
-    """The Lambda backend cannot run: no credentials, no function, wrong version, bad image."""
-
-
-class LambdaInvokeError(GraphwrenError):
-    """An invocation could not be made (after retrying throttling and transient errors)."""
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
