@@ -235,9 +235,15 @@ def sources(kwargs: dict | None = None) -> dict[str, tuple[object, str]]:
     return out
 
 
-def resolve(kwargs: dict | None = None) -> dict:
+class Settings(dict):
+    """Every setting, resolved: what ``resolve`` returns, and passes through unchanged when given one."""
+
+
+def resolve(kwargs: dict | None = None) -> Settings:
     """All settings, with ``kwargs`` (None values ignored) taking precedence."""
-    return {name: value for name, (value, _) in sources(kwargs).items()}
+    if isinstance(kwargs, Settings):   # resolved already: the file and environment were read then
+        return kwargs
+    return Settings((name, value) for name, (value, _) in sources(kwargs).items())
 
 
 def get(name: str, override=None):

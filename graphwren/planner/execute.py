@@ -12,7 +12,7 @@ def execute(plan: Plan, settings: dict | None = None, keep: bool | None = None,
 
     With ``on_output`` the partitions stream to it instead and nothing is kept.
     """
-    settings = settings if settings is not None and "poll_interval" in settings else config.resolve(settings)
+    settings = config.resolve(settings)
     driver = Driver(settings)
     results: dict[str, dict[int, object]] = {name: {} for name in plan.outputs}
 
