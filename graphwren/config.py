@@ -27,24 +27,12 @@ import os
 import threading
 import warnings
 
-from .errors import GraphwrenError, StorageError
+from .errors import ConfigError, StorageError, StoreURLError, UnknownSetting
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-
-
-class ConfigError(GraphwrenError, ValueError):
-    """A setting has a bad value, or a config file is missing or malformed."""
-
-
-class UnknownSetting(ConfigError, TypeError):
-    """A setting name that graphwren does not have."""
-
-
-class StoreURLError(StorageError, ConfigError):
-    """A store URL setting that is no store URL (a typo such as ``s3:/bucket``)."""
 
 
 class ConfigWarning(UserWarning):
@@ -247,9 +235,15 @@ def sources(kwargs: dict | None = None) -> dict[str, tuple[object, str]]:
     return out
 
 
-def resolve(kwargs: dict | None = None) -> dict:
+class Settings(dict):
+    """Every setting, resolved: what ``resolve`` returns, and passes through unchanged when given one."""
+
+
+def resolve(kwargs: dict | None = None) -> Settings:
     """All settings, with ``kwargs`` (None values ignored) taking precedence."""
-    return {name: value for name, (value, _) in sources(kwargs).items()}
+    if isinstance(kwargs, Settings):   # resolved already: the file and environment were read then
+        return kwargs
+    return Settings((name, value) for name, (value, _) in sources(kwargs).items())
 
 
 def get(name: str, override=None):

@@ -79,3 +79,44 @@ class ProjectedMemoryError(PlanError):
 
 class RewriteError(GraphwrenError):
     """The optimizer's rules did not converge: they looped or kept growing the plan (names rule and node)."""
+
+
+# -- raised by one part of graphwren each; kept importable from those modules too -------------------
+class ModuleMissingOnWorkers(GraphwrenError, ModuleNotFoundError):
+    """A stage needs an installed package that the workers' image does not have (runtime.shipping)."""
+
+
+class LambdaTimeout(GraphwrenError):
+    """A task was about to outlive its Lambda function's timeout (runtime.lambda_handler)."""
+
+
+class JobCancelled(GraphwrenError):
+    """The job was cancelled (Ctrl-C, ``Executor.shutdown(cancel_futures=True)``, or interpreter exit)."""
+
+
+class LambdaSetupError(GraphwrenError):
+    """The Lambda backend cannot run: no credentials, no function, wrong version, bad image."""
+
+
+class LambdaInvokeError(GraphwrenError):
+    """An invocation could not be made (after retrying throttling and transient errors)."""
+
+
+class DeployError(GraphwrenError, RuntimeError):
+    """Deployment to Lambda cannot proceed; the message names the cause and the fix."""
+
+
+class ConfigError(GraphwrenError, ValueError):
+    """A setting has a bad value, or a config file is missing or malformed."""
+
+
+class UnknownSetting(ConfigError, TypeError):
+    """A setting name that graphwren does not have."""
+
+
+class StoreURLError(StorageError, ConfigError):
+    """A store URL setting that is no store URL (a typo such as ``s3:/bucket``)."""
+
+
+class SandboxError(GraphwrenError):
+    """The sandbox's servers are not installed or did not start."""

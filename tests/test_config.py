@@ -104,6 +104,18 @@ def test_precedence(monkeypatch, tmp_path):
     assert config.resolve()["workers"] == 2
 
 
+
+def test_resolved_settings_pass_through_unchanged():
+    with config.set(workers=3):
+        s = config.resolve({"retries": 4})
+    assert isinstance(s, config.Settings) and s["workers"] == 3 and s["retries"] == 4
+    assert config.resolve(s) is s             # resolved once, read as is: config.set is over now
+    plain = dict(s)                           # a plain dict is only overrides: resolved and checked again
+    again = config.resolve(plain)
+    assert type(again) is config.Settings and again == s and again is not plain
+    with pytest.raises(config.UnknownSetting, match="wrokers"):
+        config.resolve({**plain, "wrokers": 2})
+
 def test_set_nests_and_undoes_on_exit():
     with config.set(retries=1):
         with config.set(retries=2, keep=True):

@@ -246,9 +246,12 @@ def test_dask_style_imports(tmp_path, env):
 
 
 def test_a_worker_import_does_not_load_the_driver_stack():
-    code = ("import sys, graphwren.runtime.worker, graphwren.runtime.backends.local_worker\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('graphwren.planner', 'graphwren.collections',"
-            " 'networkx', 'graphwren.executor'))))")
+    # what a worker loads: its entry points, and every tasks/ module a pickled stage may name
+    code = ("import sys, pkgutil, importlib, graphwren.tasks\n"
+            "import graphwren.runtime.worker, graphwren.runtime.backends.local_worker, graphwren.runtime.lambda_handler\n"
+            "for m in pkgutil.iter_modules(graphwren.tasks.__path__): importlib.import_module('graphwren.tasks.' + m.name)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('graphwren.logical', 'graphwren.planner',"
+            " 'graphwren.collections', 'graphwren.aws', 'graphwren.executor', 'graphwren.config', 'networkx'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=RUN_S)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

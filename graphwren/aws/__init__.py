@@ -8,15 +8,7 @@
 """
 from __future__ import annotations
 
-DEFAULT_MEMORY = 2048
-DEFAULT_TIMEOUT = 900
-HANDLER = "graphwren.runtime.lambda_handler.handler"
+# The names live with the backend that invokes the function; deploy and the emulator reuse them.
+from ..runtime.backends.lambda_names import DEFAULT_MEMORY, DEFAULT_TIMEOUT, HANDLER, function_name
 
-
-def function_name(memory: int | None = None, version: str | None = None) -> str:
-    """The function for this graphwren version and memory size: versions never clash."""
-    if version is None:
-        from .. import __version__ as version
-    memory = DEFAULT_MEMORY if memory is None else int(memory)
-    safe = "".join(c if c.isalnum() else "-" for c in version)
-    return f"graphwren-{safe}-{memory}mb"
+__all__ = ["DEFAULT_MEMORY", "DEFAULT_TIMEOUT", "HANDLER", "function_name"]

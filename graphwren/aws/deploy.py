@@ -31,6 +31,8 @@ import tempfile
 import time
 import zipfile
 
+from ..errors import DeployError
+from ..version import __version__
 from . import DEFAULT_MEMORY, DEFAULT_TIMEOUT, HANDLER, function_name
 
 UNZIPPED_LIMIT = 250 * 1024 * 1024     # function + layers, unzipped
@@ -43,10 +45,6 @@ PICKLE_PINNED = {"cloudpickle", "tblib"}
 _STRIP_DIRS = {"__pycache__", "tests", "test", "include", "benchmarks"}
 _STRIP_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".c")
 _KEEP_TEST_PACKAGES = {"numpy/testing"}   # numpy imports numpy.testing lazily; keep it whole
-
-
-class DeployError(RuntimeError):
-    """Deployment cannot proceed; the message names the cause and the fix."""
 
 
 @dataclasses.dataclass
@@ -141,10 +139,9 @@ def build_layer(out: str, packages: list[str] | None = None, python: str | None 
 
 def build_function_zip(out: str, modules: list[str] | None = None) -> Build:
     """graphwren's own source, plus the user's ``modules`` (packages or .py modules) by name."""
-    import graphwren
     with tempfile.TemporaryDirectory(prefix="graphwren-fn-") as tmp:
         root = pathlib.Path(tmp)
-        src = pathlib.Path(graphwren.__file__).parent
+        src = pathlib.Path(__file__).resolve().parents[1]   # the graphwren package this module belongs to
         shutil.copytree(src, root / "graphwren", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name in modules or []:
             root_name = name.split(".")[0]
@@ -217,7 +214,6 @@ def deploy(bucket: str | None = None, memory: int = DEFAULT_MEMORY, timeout: int
            modules: list[str] | None = None, layer_zip: str | None = None, packages: list[str] | None = None,
            python: str | None = None, prefix: str = "graphwren-deploy", session=None, log=print) -> dict:
     """Create or update the function for this graphwren version and memory size."""
-    import graphwren
     from botocore.exceptions import ClientError
     if not 128 <= int(memory) <= 10240:
         raise DeployError(f"--memory must be 128..10240 MB, got {memory}")
@@ -230,11 +226,11 @@ def deploy(bucket: str | None = None, memory: int = DEFAULT_MEMORY, timeout: int
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     name = name or function_name(memory)
     role_arn = role or ensure_role(iam, bucket)
-    env = {"Variables": {"GRAPHWREN_VERSION": graphwren.__version__}}
+    env = {"Variables": {"GRAPHWREN_VERSION": __version__}}
     common = dict(Role=role_arn, Timeout=int(timeout), MemorySize=int(memory), Environment=env,
-                  Description=f"graphwren {graphwren.__version__} worker")
+                  Description=f"graphwren {__version__} worker")
     report: dict = {"function": name, "memory": int(memory), "timeout": int(timeout),
-                    "graphwren": graphwren.__version__}
+                    "graphwren": __version__}
     with tempfile.TemporaryDirectory(prefix="graphwren-deploy-") as tmp:
         if image is not None:
             code = {"ImageUri": image}
@@ -255,15 +251,15 @@ def deploy(bucket: str | None = None, memory: int = DEFAULT_MEMORY, timeout: int
                 raise DeployError(f"function + layer are {total / 2**20:.0f} MB unzipped, over Lambda's 250 MB; "
                                   f"deploy a container image instead (--image URI)")
             digest = hashlib.sha256(pathlib.Path(layer.path).read_bytes()).hexdigest()[:16]
-            key = f"{prefix}/layer-{graphwren.__version__}-py{python}-{digest}.zip"
+            key = f"{prefix}/layer-{__version__}-py{python}-{digest}.zip"
             try:
                 s3.upload_file(layer.path, bucket, key)
             except (ClientError, Exception) as exc:  # noqa: BLE001 - S3Transfer wraps ClientError
                 raise DeployError(f"cannot upload the layer to s3://{bucket}/{key}: {exc}; check that the "
                                   f"bucket exists in this region and that you may write to it") from None
-            layer_name = f"graphwren-deps-py{python.replace('.', '')}-{''.join(c if c.isalnum() else '-' for c in graphwren.__version__)}"
+            layer_name = f"graphwren-deps-py{python.replace('.', '')}-{''.join(c if c.isalnum() else '-' for c in __version__)}"
             layer_arn = lam.publish_layer_version(
-                LayerName=layer_name, Description=f"graphwren {graphwren.__version__} dependencies",
+                LayerName=layer_name, Description=f"graphwren {__version__} dependencies",
                 Content={"S3Bucket": bucket, "S3Key": key}, CompatibleRuntimes=[f"python{python}"],
                 CompatibleArchitectures=["x86_64"])["LayerVersionArn"]
             zip_bytes = pathlib.Path(fn_build.path).read_bytes()

@@ -468,7 +468,7 @@ class LambdaEmulator:
                      max_redeliveries: int = 2, prewarm: bool = True, python: str | None = None,
                      cwd: str | None = None, wait: float = 60.0) -> Function:
         """Register a function; ``prewarm`` starts its workers now (and waits for them)."""
-        from .. import __version__
+        from ..version import __version__
         name = name or function_name(memory)
         env = {"GRAPHWREN_VERSION": version or __version__, **(env or {})}
         fn = Function(self, name, handler, float(timeout), int(memory), int(workers), env,

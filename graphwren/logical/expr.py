@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import cloudpickle
 
+from ..tasks.describe import funcname  # workers label with it too, so it lives in tasks/
+
 
 def tokenize(*args: Any) -> str:
     """A stable hex token for any picklable arguments (functions by their code)."""
@@ -38,14 +40,6 @@ def _token_bytes(obj: Any) -> bytes:
             return cloudpickle.dumps(obj)
         except Exception:  # noqa: BLE001 - unpicklable: unique per object, never merged
             return f"id:{id(obj)}".encode()
-
-
-def funcname(fn: Any) -> str:
-    """A short readable name for a function in plans and stage labels."""
-    if isinstance(fn, functools.partial):
-        return f"partial({funcname(fn.func)})"
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-    return name.replace("<locals>.", "")
 
 
 class Expr:

@@ -13,7 +13,6 @@ every record, error and output it reads back before decoding it.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import hashlib
 import logging
@@ -28,8 +27,9 @@ from ..errors import TaskLost, TaskMemoryError
 from . import codec, integrity, lifecycle, records, remote_errors, shipping
 from .lease import Lease, LeasedStores, ending
 from .plan import Plan, Stage
+from .prefetch import Prefetcher
 from .storage import open_store
-from .worker import InputSpec, StageSpec
+from .worker import InputSpec, StageSpec, read_piece
 
 MANIFEST_INLINE_LIMIT = 1 << 20   # inline results copied into a manifest, in total
 MIN_POLL = 0.002                  # shortest pause between two LISTs of one stage
@@ -76,7 +76,7 @@ class Driver:
         self.settings = settings
         self.store = open_store(settings["storage"])
         self.backend = backend if backend is not None else get_backend(settings)
-        self._fetcher = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="gw-fetch")
+        self._fetcher = Prefetcher(16, "gw-fetch")   # commit records and outputs read at once
         self.timeline: list[tuple] = []   # (time, stage, event) of the last job
 
     # -- public --------------------------------------------------------------
@@ -331,17 +331,16 @@ class Driver:
             s.payload = None  # the manifest holds it now; keep driver memory bounded
 
     def _deliver_external(self, stage: Stage, on_output) -> None:
-        from .worker import _read_piece  # the same reader the workers use
         spec = InputSpec(stage.external["store"], stage.external["job"], stage.name, stage.ntasks, "gather")
         key = integrity.job_key(spec.job)
         for t in range(stage.ntasks):
-            on_output(stage.name, t, _read_piece(spec, (t, None), key))
+            on_output(stage.name, t, read_piece(spec, (t, None), key))   # the same reader the workers use
 
     # -- helpers -------------------------------------------------------------------
     def _map(self, fn, items):
         if len(items) <= 1 or self.store.url.startswith("file://"):
             return [fn(i) for i in items]
-        return list(self._fetcher.map(fn, items))
+        return self._fetcher.map(fn, items)
 
     def _cleanup(self, job: str, stores: dict) -> None:
         integrity.forget(job)

@@ -16,17 +16,13 @@ import os
 import platform
 import threading
 
-from ..errors import GraphwrenError, StorageError
+from ..errors import LambdaTimeout, StorageError
 from . import integrity, remote_errors, worker
 from .storage import open_store
 
 # Seconds before Lambda's deadline at which the attempt is failed (at least
 # MIN, at most MAX, otherwise FRACTION of the time the invocation had).
 MARGIN_MIN, MARGIN_MAX, MARGIN_FRACTION = 0.25, 5.0, 0.05
-
-
-class LambdaTimeout(GraphwrenError):
-    """A task was about to outlive its Lambda function's timeout."""
 
 
 def _margin(remaining_s: float) -> float:
@@ -41,9 +37,9 @@ def ping() -> dict:
     import pkgutil
     import sys
 
-    import graphwren
+    from ..version import __version__
     modules = sorted({m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names))
-    return {"graphwren": graphwren.__version__, "python": platform.python_version(),
+    return {"graphwren": __version__, "python": platform.python_version(),
             "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
             "memory": os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "modules": modules}
 

@@ -16,15 +16,11 @@ import logging
 import sys
 import threading
 
-from ..errors import GraphwrenError
+from ..errors import JobCancelled
 
 log = logging.getLogger("graphwren")
 
 EXIT_CLEANUP_S = 15.0   # how long exit waits for cancelled jobs to delete their keys
-
-
-class JobCancelled(GraphwrenError):
-    """The job was cancelled (Ctrl-C, ``Executor.shutdown(cancel_futures=True)``, or interpreter exit)."""
 
 
 class RunningJob:

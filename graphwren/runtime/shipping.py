@@ -17,11 +17,7 @@ import sysconfig
 
 import cloudpickle
 
-from ..errors import GraphwrenError
-
-
-class ModuleMissingOnWorkers(GraphwrenError, ModuleNotFoundError):
-    """A stage needs an installed package that the workers' image does not have."""
+from ..errors import ModuleMissingOnWorkers
 
 
 def referenced_modules(blob: bytes) -> set[str]:

@@ -12,11 +12,10 @@ pickled exception and its remote traceback. See ``integrity`` for the keys.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import hmac
-import itertools
 import re
 import threading
 from typing import Any, Callable, Iterator
@@ -25,13 +24,14 @@ import cloudpickle
 
 from ..errors import IntegrityError, StorageError
 from . import codec, integrity, records, remote_errors
+from .prefetch import Prefetcher
 from .storage import open_store
 
 _CACHE_SIZE = 64
 _funcs: "collections.OrderedDict[tuple, StageSpec]" = collections.OrderedDict()
 _manifests: "collections.OrderedDict[tuple, tuple[dict, memoryview]]" = collections.OrderedDict()
 _cache_lock = threading.Lock()
-_readers = None
+_readers = Prefetcher(8, "gw-read")   # input pieces in flight per task
 
 
 @dataclasses.dataclass
@@ -251,8 +251,9 @@ def _manifest(spec: InputSpec, key: bytes) -> tuple[dict, memoryview]:
     return hit
 
 
-def _read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
-    """Decode one piece, following the manifest to the winning execution's exact bytes."""
+def read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
+    """Decode one piece (upstream task, bucket) of a committed stage, following its manifest to the
+    winning execution's exact bytes and checking them with the job's signing ``key``."""
     up_task, bucket = piece
     header, payload = _manifest(spec, key)
     rec = header["tasks"][up_task]
@@ -282,20 +283,6 @@ def _read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
 
 def _read_pieces(spec: InputSpec, pieces: list, key: bytes) -> Iterator[Any]:
     """Decode pieces in order; remote stores prefetch a few ahead in threads."""
-    if spec.store.startswith("file://") or len(pieces) <= 1:
-        for piece in pieces:
-            yield _read_piece(spec, piece, key)
-        return
-    global _readers
-    if _readers is None:
-        _readers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="gw-read")
-    window = collections.deque()
-    it = iter(pieces)
-    for piece in itertools.islice(it, 8):
-        window.append(_readers.submit(_read_piece, spec, piece, key))
-    while window:
-        part = window.popleft().result()
-        nxt = next(it, None)
-        if nxt is not None:
-            window.append(_readers.submit(_read_piece, spec, nxt, key))
-        yield part
+    if spec.store.startswith("file://"):   # a local read costs less than a thread hand-off
+        return (read_piece(spec, piece, key) for piece in pieces)
+    return _readers.iter(functools.partial(read_piece, spec, piece, key) for piece in pieces)

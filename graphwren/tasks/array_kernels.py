@@ -7,46 +7,29 @@ the task's input edge. ``BlockTask`` is the stage function.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import math
-import threading
 
 import numpy as np
 
 from ..errors import ArrayError
 from ..runtime import codec
+from ..runtime.prefetch import Prefetcher
 from .blocks import block_key, block_shape, ravel, unravel
 from .shipped import Shipped
 
 
-_pool = None
-_pool_lock = threading.Lock()
-
-
-def _prefetcher():
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="gw-array-prefetch")
-    return _pool
+_blocks = Prefetcher(2, "gw-array-prefetch")
 
 
 def prefetched(thunks):
-    """Results of the thunks in order, each computed while the previous one is in use."""
-    thunks = list(thunks)
-    if len(thunks) <= 1 or threading.current_thread().name.startswith("gw-array-prefetch"):
-        for t in thunks:
-            yield t()
-        return
-    pool = _prefetcher()
-    fut = pool.submit(thunks[0])
-    for k in range(len(thunks)):
-        value = fut.result()
-        if k + 1 < len(thunks):
-            fut = pool.submit(thunks[k + 1])
-        yield value
-        del value
+    """Results of the thunks in order, each computed while the previous one is in use.
+
+    One ahead, not more: a block in flight is memory, and the matmul budget
+    (planner/matmul.py) counts exactly one pair being prefetched. Kernels
+    nest (a product of sums): inner calls run inline in the pool's thread.
+    """
+    return _blocks.iter(thunks, ahead=1)
 
 
 class Env:

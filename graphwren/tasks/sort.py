@@ -25,6 +25,7 @@ import reprlib
 import numpy as np
 
 from ..errors import FieldError
+from .describe import funcname
 
 SAMPLES_PER_OUTPUT = 100       # samples drawn in all per output partition
 MIN_SAMPLES, MAX_SAMPLES = 16, 10_000   # per input partition
@@ -51,7 +52,6 @@ def describe_key(key) -> str:
     if key is None:
         return "record"
     if callable(key):
-        from ..logical.expr import funcname
         return funcname(key)
     return repr(key)
 

@@ -28,7 +28,7 @@ import random
 import threading
 import time
 
-from ...errors import GraphwrenError
+from ...errors import LambdaInvokeError, LambdaSetupError
 from .. import integrity, records, remote_errors
 
 MAX_PAYLOAD = 256 * 1024          # far below Lambda's async limit (1 MB); ours are ~200 bytes
@@ -43,14 +43,6 @@ SEND_THREADS = 32
 # The local Lambda emulator (graphwren.aws.emulator) answers only requests carrying its token.
 TOKEN_ENV = "GRAPHWREN_LAMBDA_TOKEN"
 TOKEN_HEADER = "X-Graphwren-Token"
-
-
-class LambdaSetupError(GraphwrenError):
-    """The Lambda backend cannot run: no credentials, no function, wrong version, bad image."""
-
-
-class LambdaInvokeError(GraphwrenError):
-    """An invocation could not be made (after retrying throttling and transient errors)."""
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -86,7 +78,7 @@ class LambdaBackend:
     name = "lambda"
 
     def __init__(self, settings: dict, client=None, check: bool = True):
-        from ...aws import function_name
+        from .lambda_names import function_name
         self.settings = settings
         self.function = settings.get("lambda_function") or function_name(settings.get("lambda_memory"))
         cap = int(settings.get("lambda_max_workers") or 1000)
@@ -138,7 +130,7 @@ class LambdaBackend:
         """Fail now, with the fix, if the function is missing, stale, or has no graphwren."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        import graphwren
+        from ...version import __version__
         key = (self.endpoint, getattr(self, "region", None), self.function)
         if key in _checked:
             return _checked[key]
@@ -155,10 +147,10 @@ class LambdaBackend:
         except BotoCoreError as exc:
             raise LambdaSetupError(f"cannot reach AWS Lambda for {self._where()}: {exc}") from None
         deployed = ((conf.get("Environment") or {}).get("Variables") or {}).get("GRAPHWREN_VERSION")
-        if deployed is not None and deployed != graphwren.__version__:
+        if deployed is not None and deployed != __version__:
             raise LambdaSetupError(
                 f"the Lambda function {self._where()} was deployed with graphwren {deployed}, but this is "
-                f"graphwren {graphwren.__version__}; {deploy} to deploy this version "
+                f"graphwren {__version__}; {deploy} to deploy this version "
                 f"(each version gets its own function, so the old one keeps working).")
         try:
             resp = self._client.invoke(FunctionName=self.function, InvocationType="RequestResponse",
@@ -185,10 +177,10 @@ class LambdaBackend:
             raise LambdaSetupError(
                 f"the Lambda function {self._where()} is not a graphwren function (its answer to a ping was "
                 f"{str(answer)[:200]!r}); {deploy}, or point lambda_function= at a graphwren function.")
-        if answer["graphwren"] != graphwren.__version__:
+        if answer["graphwren"] != __version__:
             raise LambdaSetupError(
                 f"the Lambda function {self._where()} runs graphwren {answer['graphwren']}, but this is "
-                f"graphwren {graphwren.__version__}; {deploy} (or rebuild and push the image).")
+                f"graphwren {__version__}; {deploy} (or rebuild and push the image).")
         mine = ".".join(platform.python_version_tuple()[:2])
         theirs = ".".join(str(answer.get("python", "")).split(".")[:2])
         if theirs and theirs != mine:
@@ -292,7 +284,7 @@ class LambdaBackend:
 
     def _give_up(self, event: dict, exc: BaseException, code: str) -> None:
         self.stats["failed"] += 1
-        from ...aws import function_name as default_name
+        from .lambda_names import function_name as default_name
         hint = ""
         if code == "ResourceNotFoundException":
             hint = " The function is gone: run `graphwren lambda deploy --bucket BUCKET`."
