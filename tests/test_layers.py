@@ -155,3 +155,22 @@ def test_the_checker_catches_planted_violations(tmp_path):
         "graphwren/planner/lower.py:1: graphwren.planner may not import graphwren.collections.bag",
         "import cycle: graphwren.a -> graphwren.b -> graphwren.a",
     ])
+
+
+def classes_without_docstring(package_dir: pathlib.Path) -> list[str]:
+    """``file:line: Class`` for every class in the package whose body does not open with a docstring."""
+    out = []
+    for path in sorted(package_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and not ast.get_docstring(node):
+                out.append(f"{path.relative_to(package_dir.parent)}:{node.lineno}: {node.name}")
+    return out
+
+
+def test_every_class_says_what_it_is_for():
+    assert classes_without_docstring(PACKAGE_DIR) == []
+
+
+def test_the_docstring_check_catches_a_bare_class(tmp_path):
+    root = _plant(tmp_path, {"tasks/ops.py": 'class Documented:\n    """Does one thing."""\n\n\nclass Bare:\n    pass\n'})
+    assert classes_without_docstring(root) == ["graphwren/tasks/ops.py:5: Bare"]

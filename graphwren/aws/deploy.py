@@ -49,6 +49,8 @@ _KEEP_TEST_PACKAGES = {"numpy/testing"}   # numpy imports numpy.testing lazily; 
 
 @dataclasses.dataclass
 class Build:
+    """A built Lambda function zip: where it is, its sizes, and the packages it holds."""
+
     path: str               # the zip file
     zipped: int             # bytes
     unzipped: int           # bytes once Lambda extracts it

@@ -63,6 +63,7 @@ def _nodelay(sock) -> None:
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    """A threading HTTP server on loopback that knows its emulator."""
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -78,6 +79,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """Base request handler: JSON replies, quiet logs."""
     protocol_version = "HTTP/1.1"
     server_version = "graphwren-lambda-emulator"
 
@@ -106,6 +108,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 # --------------------------------------------------------------------------- state
 
 class Invocation:
+    """One event queued for a function: its payload, deliveries so far, and where its reply goes."""
+
     def __init__(self, function: "Function", payload: bytes, sync: bool):
         self.id = str(uuid.uuid4())
         self.function = function
@@ -221,6 +225,7 @@ class Function:
 # --------------------------------------------------------------------------- Runtime API
 
 class _RuntimeHandler(_Handler):
+    """The Lambda Runtime API a worker polls: next event, response, error."""
     PREFIX = "/2018-06-01/runtime/"
 
     def do_GET(self):
@@ -277,6 +282,8 @@ def _error_doc(body: bytes, error_type: str | None) -> dict:
 # --------------------------------------------------------------------------- Invoke API
 
 class _InvokeHandler(_Handler):
+    """The Lambda Invoke API boto3 calls: queue an event, or run it and wait."""
+
     def _authorized(self) -> bool:
         """The request carries the emulator's token; otherwise it is answered 403."""
         em: LambdaEmulator = self.server.owner

@@ -310,6 +310,25 @@ def partial_dtype(kind: str, dtype) -> np.dtype:
     return reduction_dtype(kind, dtype)
 
 
+def _reduced_layout(x, axes, groups, keepdims: bool):
+    """(shape, chunks) of ``x`` reduced along ``axes``: ``groups(d)`` blocks of 1 left on axis d, or
+    (when it is None) the axis dropped, or kept as length 1 with ``keepdims``."""
+    shape, chunks = [], []
+    for d in range(x.ndim):
+        if d not in axes:
+            shape.append(x.shape[d])
+            chunks.append(x.chunks[d])
+            continue
+        n = groups(d)
+        if n is not None:
+            shape.append(n)
+            chunks.append((1,) * n)
+        elif keepdims:
+            shape.append(1)
+            chunks.append((1,))
+    return shape, chunks
+
+
 class AxisReduction(ArrayExpr):
     """sum/mean/var... along some axes; rule ``array_reduction_tree`` turns it into ``ReduceLevel`` stages."""
 
@@ -318,17 +337,8 @@ class AxisReduction(ArrayExpr):
     kind = "wide"
 
     def _meta(self):
-        x = self.x
-        shape, chunks = [], []
-        for d in range(x.ndim):
-            if d in self.axes:
-                if self.keepdims:
-                    shape.append(1)
-                    chunks.append((1,))
-            else:
-                shape.append(x.shape[d])
-                chunks.append(x.chunks[d])
-        return shape, reduction_dtype(self.how, x.dtype, self.dtype_), chunks
+        shape, chunks = _reduced_layout(self.x, self.axes, lambda d: None, self.keepdims)
+        return shape, reduction_dtype(self.how, self.x.dtype, self.dtype_), chunks
 
 
 class ReduceLevel(ArrayExpr):
@@ -344,20 +354,11 @@ class ReduceLevel(ArrayExpr):
 
     def _meta(self):
         x = self.x
-        shape, chunks = [], []
-        for d in range(x.ndim):
-            if d in self.axes:
-                ngroups = -(-x.numblocks[d] // self.split[self.axes.index(d)])
-                if self.last:
-                    if self.keepdims:
-                        shape.append(1)
-                        chunks.append((1,))
-                else:
-                    shape.append(ngroups)
-                    chunks.append((1,) * ngroups)
-            else:
-                shape.append(x.shape[d])
-                chunks.append(x.chunks[d])
+
+        def groups(d):  # a partial level keeps one block per group of ``split`` input blocks
+            return None if self.last else -(-x.numblocks[d] // self.split[self.axes.index(d)])
+
+        shape, chunks = _reduced_layout(x, self.axes, groups, self.keepdims)
         keep = self.last or self.how in ("sum", "prod", "min", "max")
         return shape, (self.dtype_ if keep else partial_dtype(self.how, self.dtype_)), chunks
 

@@ -39,6 +39,7 @@ log = logging.getLogger("graphwren")
 
 @dataclasses.dataclass
 class _Task:
+    """The driver's view of one task: its winning commit, attempts in flight, failures and losses."""
     done: dict | None = None               # the winning commit record's header
     payload: bytes | None = None           # its inline result, if any
     next_attempt: int = 0
@@ -49,6 +50,8 @@ class _Task:
 
 
 class _StageRun:
+    """One running stage: its spec, store, signing key and the state of each of its tasks."""
+
     def __init__(self, stage: Stage, store, spec: StageSpec, key: bytes):
         self.stage = stage
         self.store = store

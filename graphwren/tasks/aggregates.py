@@ -73,6 +73,8 @@ def mean_aggregate(parts):
 
 
 class VarAggregate:
+    """The aggregate half of var() and std(): merges partitions' moments, divides by n - ddof."""
+
     def __init__(self, ddof: int, sqrt: bool = False):
         self.ddof, self.sqrt = ddof, sqrt
 

@@ -69,6 +69,8 @@ class KFromData(Kernel):
 
 
 class KRandom(Kernel):
+    """Kernel: block idx of a seeded uniform random array, generated in the task."""
+
     def __init__(self, seed, chunks, dtype):
         self.seed, self.chunks, self.dtype = seed, chunks, np.dtype(dtype)
 
@@ -81,6 +83,8 @@ class KRandom(Kernel):
 
 
 class KFull(Kernel):
+    """Kernel: block idx filled with one value."""
+
     def __init__(self, value, chunks, dtype):
         self.value, self.chunks, self.dtype = value, chunks, np.dtype(dtype)
 
@@ -89,6 +93,8 @@ class KFull(Kernel):
 
 
 class KArange(Kernel):
+    """Kernel: block idx of an arange, generated in the task."""
+
     def __init__(self, start, step, chunks, dtype):
         self.start, self.step, self.chunks, self.dtype = start, step, chunks, np.dtype(dtype)
 
@@ -99,6 +105,8 @@ class KArange(Kernel):
 
 
 class KLoad(Kernel):
+    """Kernel: block idx of an array stored by Array.store, one GET."""
+
     def __init__(self, url, chunks, dtype, name):
         self.url, self.chunks, self.dtype, self.name = url, chunks, np.dtype(dtype), name
 
@@ -122,6 +130,8 @@ class KLoad(Kernel):
 
 
 class KStageRef(Kernel):
+    """Kernel: block idx as an upstream stage committed it (read through the task's input edge)."""
+
     def __init__(self, edge, numblocks, name):
         self.edge, self.numblocks, self.name = edge, numblocks, name
 
@@ -134,6 +144,8 @@ class KStageRef(Kernel):
 
 
 class KElemwise(Kernel):
+    """Kernel: an elementwise op over its operands' blocks, broadcasting as numpy does."""
+
     def __init__(self, op, args, ndim):
         # args: (kernel, broadcast flags per dim, offset) or ("scalar", value)
         self.op, self.args, self.ndim = op, args, ndim
@@ -161,6 +173,8 @@ class KElemwise(Kernel):
 
 
 class KTranspose(Kernel):
+    """Kernel: the transposed block, from the input block that holds it."""
+
     def __init__(self, k, axes):
         self.k, self.axes = k, axes
 
@@ -181,6 +195,8 @@ class KTranspose(Kernel):
 
 
 class KGetItem(Kernel):
+    """Kernel: a slice of the array, from the input blocks the slice touches."""
+
     def __init__(self, k, plan):
         self.k, self.plan = k, plan
 
@@ -212,6 +228,8 @@ class KGetItem(Kernel):
 
 
 class KRechunk(Kernel):
+    """Kernel: a block of the new chunking, assembled from the old blocks that overlap it."""
+
     def __init__(self, k, tables, dtype):
         # tables[d][j] = [(in block, in slice start, stop, out start, stop), ...]
         self.k, self.tables, self.dtype = k, tables, np.dtype(dtype)

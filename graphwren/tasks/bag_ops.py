@@ -44,6 +44,8 @@ class ReadRange:
 
 # -- ops: narrow, record-at-a-time transformations --------------------------------------
 class Map:
+    """Op: fn(record, *args, **kwargs) for each record."""
+
     def __init__(self, fn, args=(), kwargs=None):
         self.fn, self.args, self.kwargs = fn, tuple(args), dict(kwargs or {})
 
@@ -55,6 +57,8 @@ class Map:
 
 
 class Starmap(Map):
+    """Op: fn(*record, *args, **kwargs) for each record (a tuple)."""
+
     def __call__(self, it):
         if self.args or self.kwargs:
             fn, args, kwargs = self.fn, self.args, self.kwargs
@@ -63,6 +67,8 @@ class Starmap(Map):
 
 
 class Filter:
+    """Op: the records for which predicate(record) is true."""
+
     def __init__(self, predicate):
         self.predicate = predicate
 
@@ -71,11 +77,15 @@ class Filter:
 
 
 class Remove(Filter):
+    """Op: the records for which predicate(record) is false."""
+
     def __call__(self, it):
         return itertools.filterfalse(self.predicate, it)
 
 
 class FlatMap:
+    """Op: every item of fn(record), for each record."""
+
     def __init__(self, fn):
         self.fn = fn
 
@@ -84,11 +94,15 @@ class FlatMap:
 
 
 class Flatten:
+    """Op: every item of each record (records are iterables)."""
+
     def __call__(self, it):
         return itertools.chain.from_iterable(it)
 
 
 class Pluck:
+    """Op: record[key] (or a tuple of fields), with an optional default."""
+
     def __init__(self, key, default=no_default):
         self.key, self.default = key, default
 
@@ -193,6 +207,8 @@ class CountValues:
 
 
 class SumCounts:
+    """Combiner: (value, count) pairs summed per value (the reduce side of frequencies)."""
+
     def __call__(self, it):
         total: collections.Counter = collections.Counter()
         for k, v in it:
@@ -201,6 +217,8 @@ class SumCounts:
 
 
 class SortByCount:
+    """Op: (value, count) pairs, most frequent first (frequencies(sort=True))."""
+
     def __call__(self, it):
         return iter(sorted(it, key=lambda kv: kv[1], reverse=True))
 

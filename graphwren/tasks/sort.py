@@ -75,6 +75,8 @@ def keys_of(records: list, key) -> list:
 
 
 class _Clash(Exception):
+    """Two keys that cannot be compared (raised inside a sort to find which pair)."""
+
     def __init__(self, pair, exc):
         super().__init__(pair, exc)
         self.pair, self.exc = pair, exc

@@ -81,6 +81,8 @@ def _read_all(fd: int, offset: int, n: int) -> bytes:
 
 
 class FileStore(Store):
+    """A store in a local directory: keys are paths under it; put_if_absent by an exclusive link."""
+
     def __init__(self, root: str, url: str | None = None):
         root = os.path.abspath(os.path.expanduser(root))
         try:

@@ -85,6 +85,8 @@ def glob_escape(s: str) -> str:
 
 
 class _Meta:
+    """The head of a chunked value: its version, size, chunk length and number of chunks."""
+
     __slots__ = ("ver", "size", "chunk", "n")
 
     def __init__(self, raw: bytes):
