@@ -84,7 +84,9 @@ def test_join_and_repartition_shapes():
     left = db.from_sequence(range(10), npartitions=3)
     right = db.from_sequence(range(10), npartitions=2)
     plan = plan_of(left.join(right, mod2))
-    assert sorted(s.ntasks for s in plan.stages) == [2, 3, 3]
+    assert sorted(s.ntasks for s in plan.stages) == [1, 2, 3]   # a few bytes: one reducer for the join
+    plan = plan_of(left.join(right, mod2, npartitions=4))
+    assert sorted(s.ntasks for s in plan.stages) == [2, 3, 4]
     assert edge_kinds(plan).count(HASH_SHUFFLE) == 2
     plan = plan_of(left.join([1, 2], mod2))
     assert len(plan.stages) == 1  # a list is broadcast into the one stage
@@ -134,10 +136,22 @@ def test_visualize_writes_dot(tmp_path):
 
 def test_npartitions_of_wide_nodes():
     b = db.from_sequence(range(10), npartitions=4)
-    assert b.groupby(mod2).npartitions == 4
+    assert b.groupby(mod2).npartitions == 1       # sized by bytes: ten numbers need one reducer
     assert b.groupby(mod2, npartitions=2).npartitions == 2
     assert b.frequencies(sort=True).npartitions == 1
     assert b.distinct(npartitions=3).npartitions == 3
-    assert b.join(db.from_sequence(range(12), npartitions=6), mod2).npartitions == 6
+    assert b.join(db.from_sequence(range(12), npartitions=6), mod2).npartitions == 1
+    assert b.join(db.from_sequence(range(12), npartitions=6), mod2, npartitions=5).npartitions == 5
     assert b.count().npartitions == 1
     assert repr(b.map(mod2)).startswith("graphwren.Bag<")
+
+
+def test_reducers_follow_the_bytes_not_the_map_count():
+    from graphwren.planner import sizing
+    assert sizing.reducers(10 * 2**20, 200) == (1, "~10.0 MiB at most, 64.0 MiB per reducer")
+    assert sizing.reducers(10 * 2**30, 200)[0] == 160
+    assert sizing.reducers(10 * 2**30, 16)[0] == 16       # never more reducers than map tasks
+    assert sizing.reducers(None, 7)[0] == 7                # unknown size: as many as map tasks
+    big = db.from_sequence(["x" * 1000] * 200_000, npartitions=8)   # ~200 MB of strings
+    shuffle = next(s for s in plan_of(big.distinct()).stages if s.nbuckets)
+    assert 2 <= shuffle.nbuckets <= 8 and "per reducer" in shuffle.label

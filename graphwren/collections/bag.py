@@ -169,7 +169,8 @@ class Bag:
     # -- running -----------------------------------------------------------------
     @property
     def npartitions(self) -> int:
-        return self.expr.npartitions
+        """How many partitions the bag has: for files, as the planner cuts them into splits."""
+        return planner.npartitions(self.expr, config.resolve())
 
     def _run(self, settings: dict, expr=None, sink=None, ntasks=None, keep=None, description="compute"):
         settings = config.resolve(settings)
@@ -299,16 +300,24 @@ def range(n: int, npartitions: int) -> Bag:  # noqa: A001 - dask.bag.range
 
 
 def read_text(urlpath, blocksize: int | None = None, compression="infer", encoding: str = "utf-8",
-              errors: str = "strict", include_path: bool = False) -> Bag:
+              errors: str = "strict", include_path: bool = False, files_per_partition: int | None = None) -> Bag:
     """Lines (with their newline) of local files or s3:// objects; globs and lists allowed.
 
-    With ``blocksize`` large files split into newline-aligned byte ranges, each
-    read by its own task with ranged GETs. Nothing is listed until compute().
+    The planner sizes the partitions from the files' sizes: small files are
+    packed together, large ones cut into newline-aligned blocks read with
+    ranged GETs, so every worker has a few. ``blocksize`` (bytes per block of
+    each file, as dask) or ``files_per_partition`` (whole files per
+    partition, as dask) choose instead. Nothing is listed until compute().
     """
     if include_path:
         raise NotImplementedError("read_text(include_path=True) is not supported yet")
+    if blocksize is not None and (not isinstance(blocksize, int) or isinstance(blocksize, bool) or blocksize < 1):
+        raise ValueError(f"read_text: blocksize must be a positive number of bytes, got {blocksize!r}")
+    _check_npartitions(files_per_partition, "read_text files_per_partition")
+    if blocksize is not None and files_per_partition is not None:
+        raise ValueError("read_text: give blocksize= (cut files) or files_per_partition= (pack files), not both")
     return Bag(e.ReadText(urlpath if isinstance(urlpath, str) else tuple(urlpath), blocksize, encoding, errors,
-                          compression))
+                          compression, files_per_partition))
 
 
 def from_s3(urlpath, **kwargs) -> Bag:

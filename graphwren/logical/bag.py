@@ -110,37 +110,35 @@ class Range(BagExpr):
 
 
 class ReadText(BagExpr):
-    """Lines of text files, one partition per file or per ``blocksize`` bytes of one (read_text)."""
+    """Lines of text files; the planner cuts them into splits by size (planner/inputs.py)."""
 
-    _parameters = ("urlpath", "blocksize", "encoding", "errors", "compression")
+    _parameters = ("urlpath", "blocksize", "encoding", "errors", "compression", "files_per_partition")
+    _defaults = {"files_per_partition": None}
 
     @functools.cached_property
-    def splits(self):
-        from ..tasks.text_io import text_splits
-        return text_splits(self.urlpath, self.blocksize, self.compression)
+    def files(self) -> list[tuple]:
+        """Every file named, listed once: (store URL, key, size, compression)."""
+        from ..runtime.storage.paths import expand_sized
+        from ..tasks.text_io import infer_compression
+        return [(store_url, key, size, infer_compression(key, self.compression))
+                for store_url, key, size in expand_sized(self.urlpath, "read_text")]
 
     @property
     def unlisted(self) -> bool:
         """True while explain() plans over remote files it has not listed (see logical.offline)."""
-        return "splits" not in self.__dict__ and offline.skips(self.urlpath)
+        return "files" not in self.__dict__ and offline.skips(self.urlpath)
 
     size_unread = unlisted
 
     @property
     def npartitions(self):
-        if self.unlisted:
-            from ..tasks.text_io import infer_compression
-            # Known without a listing only for plain paths read whole: one block per file.
-            paths = offline.paths_of(self.urlpath)
-            whole = self.blocksize is None or all(infer_compression(p, self.compression) for p in paths)
-            return offline.UNKNOWN if any(map(offline.has_glob, paths)) or not whole else len(paths)
-        return len(self.splits)
+        raise NotImplementedError("read_text's partitions are cut by the planner: ask planner.npartitions")
 
     @property
     def projected_bytes(self):
         if self.unlisted:
             return None
-        return sum(s[3] - s[2] for s in self.splits)
+        return sum(f[2] for f in self.files)
 
 
 class ReadParquet(BagExpr):
@@ -298,7 +296,7 @@ class Sort(BagExpr):
     def _describe(self):
         from ..tasks.sort import describe_key
         return (f"Sort(key={describe_key(self.key)}{', reverse' if self.reverse else ''}, "
-                f"npartitions={self.npartitions})")
+                f"npartitions={self.nparts or 'as the input'})")
 
 
 class TopK(BagExpr):

@@ -57,8 +57,17 @@ def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, ta
     else:
         raise TypeError(f"graphwren cannot plan a {type(expr).__name__}")
     built = lowering.plan([lowering.output])
-    memory.check(built, int(settings["max_task_memory"]), lowering.advice)
+    memory.check(built, memory.bound(settings), lowering.advice)
     return Planned(built, optimized, lowering.output, lowering.notes)
+
+
+def npartitions(expr: Expr, settings: dict) -> int:
+    """How many partitions ``expr`` has once planned: sources are listed and cut as compute() would."""
+    optimized = optimize(expr, settings)
+    if not isinstance(optimized, BagExpr):
+        raise TypeError(f"npartitions of a {type(expr).__name__}")
+    from .bag import BagLowering
+    return BagLowering(optimized, settings, explaining=True).pending(optimized).npartitions
 
 
 def execute(planned: Planned, settings: dict, output, keep: bool | None = None, description: str = "") -> str:

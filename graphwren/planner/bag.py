@@ -24,7 +24,7 @@ from ..tasks import sort as srt
 from ..tasks import tables as tb
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
 from ..tasks.text_io import ReadTextBlock
-from . import edges, memory, shuffle_medium
+from . import edges, memory, shuffle_medium, sizing
 from .build import PlanBuilder
 from .explain import human_bytes
 
@@ -109,14 +109,15 @@ class BagLowering(PlanBuilder):
             return self._source(t.ReadRange(expr.n, expr.nparts), expr.nparts, f"range({expr.n})",
                                 8 * -(-expr.n // expr.nparts), 8 * expr.n)
         if isinstance(expr, ReadText):
-            if expr.unlisted:  # explain(): the blocks are cut when compute() lists the files
+            if expr.unlisted:  # explain(): the splits are cut when compute() lists the files
                 self.note_unlisted(expr.urlpath)
-                return self._source(ReadTextBlock([], expr.encoding, expr.errors), expr.npartitions,
-                                    f"read_text({expr.npartitions} blocks, size unknown)", None, None)
-            sizes = [s[3] - s[2] for s in expr.splits]
-            return self._source(ReadTextBlock(expr.splits, expr.encoding, expr.errors), len(expr.splits),
-                                f"read_text({len(expr.splits)} blocks, {human_bytes(sum(sizes))})",
-                                max(sizes, default=0), sum(sizes))
+                n, label = sizing.unlisted_text(expr.urlpath, expr.blocksize, expr.files_per_partition,
+                                                expr.compression)
+                return self._source(ReadTextBlock([], expr.encoding, expr.errors), n, label, None, None)
+            splits = sizing.text_splits(expr.files, expr.blocksize, expr.files_per_partition, self.settings)
+            sizes = [sum(p[3] - p[2] for p in split) for split in splits]
+            return self._source(ReadTextBlock(splits, expr.encoding, expr.errors), len(splits),
+                                sizing.describe(expr.files, splits), max(sizes, default=0), sum(sizes))
         if isinstance(expr, ReadParquet):
             if expr.size_unread:
                 self.note_unlisted(expr.urlpath)
@@ -153,18 +154,21 @@ class BagLowering(PlanBuilder):
         return Pending([], read, [], n, [label], task_bytes=task_bytes, source_bytes=source_bytes)
 
     def _shuffle(self, expr: Shuffle, n: int | None) -> Pending:
-        """Hash-partition the frame into ``n`` buckets (None: as many as the frame has partitions)."""
+        """Hash-partition the frame into ``n`` buckets (None: as many as its bytes need, see sizing.py)."""
         up = self.pending(expr.frame)
-        n = n or up.npartitions
+        why = "npartitions given"
+        if n is None:
+            n, why = sizing.reducers(_read(up), up.npartitions)
         name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
-                                boundary=f"hash shuffle({n})", shuffled=expr.frame)
+                                boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame)
         return _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
 
     def _hash_join(self, expr: HashJoin) -> Pending:
         """Bucket i of both shuffled sides joined in one task; both sides cut into the same count."""
         sides = (expr.left, expr.right)
         if all(isinstance(side, Shuffle) for side in sides):
-            n = sides[0].nparts or sides[1].nparts or max(self.pending(side.frame).npartitions for side in sides)
+            n = sides[0].nparts or sides[1].nparts or max(
+                sizing.reducers(_read(p), p.npartitions)[0] for p in (self.pending(side.frame) for side in sides))
             left, right = (self._shuffle(side, n) for side in sides)
         else:
             left, right = self.pending(expr.left), self.pending(expr.right)
@@ -277,6 +281,11 @@ class BagLowering(PlanBuilder):
             if size_always or projected.cache_info().currsize:
                 stage.estimated_bytes = projected()
         return self.add(stage, SMALLER_TASKS)
+
+
+def _read(p: Pending) -> int | None:
+    """Bytes a Pending's tasks read in all: exact at a source, else the projection from its largest task."""
+    return p.source_bytes if p.source_bytes is not None else _total(p)
 
 
 def _total(p: Pending) -> int | None:

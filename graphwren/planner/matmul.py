@@ -73,7 +73,7 @@ def choose_matmul_strategy(node, settings: dict):
     """A logical MatMul gets its strategy from the grid, the workers and the memory bound."""
     if not isinstance(node, MatMul) or node.strategy is not None:
         return node
-    return plan_matmul(node.a, node.b, planned_workers(settings), int(settings["max_task_memory"]),
+    return plan_matmul(node.a, node.b, planned_workers(settings), memory.bound(settings),
                        f"matmul of {node.a.shape} @ {node.b.shape}")
 
 

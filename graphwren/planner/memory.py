@@ -29,11 +29,24 @@ RUNTIME_OVERHEAD = 160 * 1024**2
 RECORD_EXPANSION = 4
 
 
+def bound(settings: dict) -> int:
+    """The bytes a task may use: ``max_task_memory``, and on Lambda no more than the function has."""
+    limit = int(settings["max_task_memory"])
+    if settings.get("backend") == "lambda" and settings.get("lambda_memory"):
+        limit = min(limit, int(settings["lambda_memory"]) * 1024**2)
+    return limit
+
+
 def bag_task(read_bytes: int | None) -> int | None:
     """Peak of a bag task that reads ``read_bytes`` (its largest input), or None if unknown."""
     if read_bytes is None:
         return None
     return RUNTIME_OVERHEAD + RECORD_EXPANSION * int(read_bytes)
+
+
+def largest_bag_read(bound: int) -> int:
+    """The most bytes a bag task may read and still project under ``bound`` (the inverse of bag_task)."""
+    return max(1, (bound - RUNTIME_OVERHEAD) // RECORD_EXPANSION)
 
 
 def array_task(held_bytes: int) -> int:

@@ -11,6 +11,7 @@ and every op after the recognised prefix, runs in Python as usual.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 from . import bag_ops as t
@@ -52,10 +53,13 @@ class ColumnarTextBlock:
         self.reader, self.ops = reader, list(ops)
 
     def __call__(self, ctx):
-        data, offset = self.reader.raw(ctx)
-        if not self._safe(data):
-            return t.chain_ops(self.ops)(self.reader.decode(ctx, data, offset))
-        return self._arrow(data)
+        pieces = [(piece, *self.reader.raw(ctx, piece)) for piece in self.reader.pieces(ctx)]
+        if not all(self._safe(data) for _, data, _ in pieces):
+            lines = itertools.chain.from_iterable(self.reader.decode(ctx, *p) for p in pieces)
+            return t.chain_ops(self.ops)(lines)
+        # One Arrow pass over the split: a newline between pieces only ends a line, and every
+        # recognised prefix splits on whitespace, so it changes no word.
+        return self._arrow(b"\n".join(data for _, data, _ in pieces))
 
     def _safe(self, data: bytes) -> bool:
         return (self.reader.encoding.lower() in _ASCII_CODECS and data.isascii()

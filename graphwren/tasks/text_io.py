@@ -8,11 +8,12 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import itertools
 import lzma
 import os
 
 from ..runtime.storage import open_store
-from ..runtime.storage.paths import display, expand, split_url
+from ..runtime.storage.paths import display, split_url
 
 COMPRESSIONS = {"gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress}
 _EXTENSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
@@ -27,43 +28,33 @@ def infer_compression(key: str, compression):
     return compression
 
 
-def text_splits(urlpath, blocksize, compression) -> list[tuple]:
-    """(store URL, key, start, end, compression) blocks; compressed files are one block."""
-    if blocksize is not None and (not isinstance(blocksize, int) or blocksize < 1):
-        raise ValueError(f"read_text: blocksize must be a positive number of bytes, got {blocksize!r}")
-    splits = []
-    for store_url, key in expand(urlpath, "read_text"):
-        comp = infer_compression(key, compression)
-        size = open_store(store_url).size(key)
-        if comp is not None or blocksize is None or size <= blocksize:
-            splits.append((store_url, key, 0, size, comp))
-            continue
-        for start in range(0, size, blocksize):
-            splits.append((store_url, key, start, min(start + blocksize, size), None))
-    return splits
-
-
 class ReadTextBlock:
-    """Lines of block i: those that *start* inside [start, end), each with its newline."""
+    """Lines of split i: of each piece (a file's byte range) packed into it, the lines that *start*
+    inside [start, end), each with its newline, piece after piece."""
 
-    def __init__(self, splits: list[tuple], encoding: str, errors: str):
+    def __init__(self, splits: list[list[tuple]], encoding: str, errors: str):
         self.splits, self.encoding, self.errors = splits, encoding, errors
 
     def __call__(self, ctx):
-        return self.decode(ctx, *self.raw(ctx))
+        return itertools.chain.from_iterable(self.decode(ctx, piece, *self.raw(ctx, piece))
+                                             for piece in self.pieces(ctx))
 
-    def raw(self, ctx) -> tuple[bytes, int]:
-        """The block's bytes (decompressed, on line boundaries) and their offset in the file."""
-        store_url, key, start, end, comp = self.splits[ctx.task]
+    def pieces(self, ctx) -> list[tuple]:
+        """This task's pieces: (store URL, key, start, end, compression)."""
+        return self.splits[ctx.task]
+
+    def raw(self, ctx, piece: tuple) -> tuple[bytes, int]:
+        """A piece's bytes (decompressed, on line boundaries) and their offset in the file."""
+        store_url, key, start, end, comp = piece
         store = open_store(store_url)
         ctx.where = f"{display(store_url, key)} bytes {start}-{end}"
         if comp is not None:
             return COMPRESSIONS[comp](store.get(key)), 0
         return self._aligned(store, key, start, end)
 
-    def decode(self, ctx, data: bytes, offset: int):
-        """The block's lines, each with its newline (\r\n and \r read as \n, as dask does)."""
-        store_url, key, start, end, comp = self.splits[ctx.task]
+    def decode(self, ctx, piece: tuple, data: bytes, offset: int):
+        """A piece's lines, each with its newline (\r\n and \r read as \n, as dask does)."""
+        store_url, key, start, end, comp = piece
         try:
             text = data.decode(self.encoding, self.errors)
         except UnicodeDecodeError as exc:

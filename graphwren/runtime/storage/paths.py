@@ -11,7 +11,10 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from ..prefetch import Prefetcher
 from . import open_store
+
+_sizer = Prefetcher(16, "gw-size")  # planning asks a remote store for many sizes at once
 
 
 def split_url(path: str) -> tuple[str, str]:
@@ -55,6 +58,18 @@ def expand(urlpath, what: str) -> list[tuple[str, str]]:
             raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
         out.extend(matches)
     return out
+
+
+def expand_sized(urlpath, what: str) -> list[tuple[str, str, int]]:
+    """Every (store URL, key, size in bytes) a path, glob or list of them names; an error if none.
+
+    Sizes of remote files are asked for 16 at a time.
+    """
+    files = expand(urlpath, what)
+    size = lambda f: open_store(f[0]).size(f[1])  # noqa: E731
+    local = all(store_url.startswith("file://") for store_url, _ in files)
+    sizes = [size(f) for f in files] if local else _sizer.map(size, files)
+    return [(store_url, key, size) for (store_url, key), size in zip(files, sizes)]
 
 
 def display(store_url: str, key: str) -> str:

@@ -1,0 +1,124 @@
+"""How many tasks a stage gets, from bytes: input splits, and reducers after a shuffle.
+
+Input splits come from sizes, not from files: small files packed together, large files cut into blocks.
+
+Spark's file splitting is the model. Every file counts for its size plus an
+open cost (a request, and the per-file work of a task), and a split takes
+files, in listing order, until it reaches the target size; a file bigger
+than the target is cut into newline-aligned blocks of its own (a compressed
+file cannot be cut: it stays whole). The target keeps every worker busy with
+a few splits each, never goes under the open cost (tiny inputs stay one
+split per file) and never over what one task's memory allows.
+``blocksize=`` or ``files_per_partition=`` given by the user win over it.
+"""
+from __future__ import annotations
+
+from ..logical import offline
+from ..runtime.backends import planned_workers
+from ..tasks.text_io import infer_compression
+from . import memory
+from .explain import human_bytes
+
+#: What a file costs beyond its bytes when packing splits (Spark's openCostInBytes, scaled to this engine).
+OPEN_COST = 64 * 1024
+#: Splits per worker: a few, so a slow split does not leave the others idle at the end of a stage.
+SPLITS_PER_WORKER = 4
+#: The largest split, whatever the data: bigger ones gain nothing and lose parallelism.
+MAX_SPLIT = 128 * 1024**2
+#: Bytes a reducer is planned to read (Spark's advisory partition size): the map side's output
+#: is at most what it read, so this many input bytes per reducer is an upper bound on its work.
+REDUCER_BYTES = 64 * 1024**2
+#: The smallest split on Lambda: under this, an invocation's start costs more than its read.
+LAMBDA_MIN_SPLIT = 8 * 1024**2
+
+
+def split_target(total_bytes: int, nfiles: int, settings: dict) -> int:
+    """Bytes per split for this much input on this backend (see the module docstring)."""
+    workers = planned_workers(settings)
+    target = (total_bytes + nfiles * OPEN_COST) // max(1, workers * SPLITS_PER_WORKER)
+    floor = LAMBDA_MIN_SPLIT if settings.get("backend") == "lambda" else OPEN_COST
+    cap = min(MAX_SPLIT, memory.largest_bag_read(memory.bound(settings)))
+    return max(floor, min(target, cap))
+
+
+def reducers(shuffled_bytes: int | None, n_in: int) -> tuple[int, str]:
+    """(reducer count, why) for a hash shuffle of about ``shuffled_bytes`` from ``n_in`` map tasks."""
+    if shuffled_bytes is None or offline.is_unknown(n_in):
+        return n_in, "as many as map tasks: the size is unknown"
+    n = max(1, min(-(-shuffled_bytes // REDUCER_BYTES), max(n_in, 1)))
+    return n, f"~{human_bytes(shuffled_bytes)} at most, {human_bytes(REDUCER_BYTES)} per reducer"
+
+
+def text_splits(files: list[tuple], blocksize: int | None, files_per_partition: int | None,
+                settings: dict) -> list[list[tuple]]:
+    """The pieces ``(store URL, key, start, end, compression)`` of each split, in order.
+
+    ``files`` are ``(store URL, key, size, compression)`` as listed.
+    """
+    if blocksize is not None:   # as dask: each file on its own, cut every blocksize bytes
+        return [[piece] for f in files for piece in _cut(f, blocksize)]
+    if files_per_partition is not None:
+        return [[_whole(f) for f in files[i:i + files_per_partition]]
+                for i in range(0, len(files), files_per_partition)]
+    target = split_target(sum(f[2] for f in files), len(files), settings)
+    splits: list[list[tuple]] = []
+    current: list[tuple] = []
+    filled = 0
+    for f in files:
+        size = f[2]
+        if size > target and f[3] is None:   # a big plain file: blocks of its own
+            if current:
+                splits.append(current)
+                current, filled = [], 0
+            nblocks = -(-size // target)
+            splits.extend([piece] for piece in _cut(f, -(-size // nblocks)))  # equal blocks, none over target
+            continue
+        if current and filled + size + OPEN_COST > target:
+            splits.append(current)
+            current, filled = [], 0
+        current.append(_whole(f))
+        filled += size + OPEN_COST
+    if current:
+        splits.append(current)
+    return splits
+
+
+def _whole(f: tuple) -> tuple:
+    store_url, key, size, comp = f
+    return (store_url, key, 0, size, comp)
+
+
+def _cut(f: tuple, blocksize: int) -> list[tuple]:
+    store_url, key, size, comp = f
+    if comp is not None or size <= blocksize:
+        return [_whole(f)]
+    return [(store_url, key, start, min(start + blocksize, size), None) for start in range(0, size, blocksize)]
+
+
+def describe(files: list[tuple], splits: list[list[tuple]]) -> str:
+    """How explain() shows the split decision: ``read_text(1,786 files, 30 MiB, packed into 8 splits of ~3.8 MiB)``."""
+    total = sum(f[2] for f in files)
+    n, k = len(files), len(splits)
+    what = f"{n:,} file{'s' if n != 1 else ''}, {human_bytes(total)}"
+    if k == n and all(len(s) == 1 and s[0][2] == 0 and s[0][3] == f[2] for s, f in zip(splits, files)):
+        how = "one split per file" if n > 1 else "one split"
+    elif k < n:
+        how = f"packed into {k:,} splits of ~{human_bytes(total / k)}"
+    else:
+        how = f"in {k:,} splits of ~{human_bytes(total / k)}"
+    return f"read_text({what}, {how})"
+
+
+def unlisted_text(urlpath, blocksize, files_per_partition, compression) -> tuple[int, str]:
+    """(split count, label) for explain() over remote files it did not list: known only without a glob,
+    and only where sizes do not decide (files_per_partition, or compressed files read whole)."""
+    paths = offline.paths_of(urlpath)
+    if any(map(offline.has_glob, paths)):
+        return offline.UNKNOWN, "read_text(? files, size unknown)"
+    n = len(paths)
+    label = f"read_text({n} file{'s' if n != 1 else ''}, size unknown)"
+    if files_per_partition is not None:
+        return -(-n // files_per_partition), label
+    if blocksize is not None and all(infer_compression(p, compression) for p in paths):
+        return n, label
+    return offline.UNKNOWN, label
