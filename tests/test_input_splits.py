@@ -145,3 +145,20 @@ def test_gzip_files_are_packed_whole_and_dask_choices_still_work(tmp_path):
         db.read_text(str(tmp_path / "g*.txt.gz"), blocksize=10, files_per_partition=2)
     with pytest.raises(ValueError, match="files_per_partition"):
         db.read_text(str(tmp_path / "g*.txt.gz"), files_per_partition=0)
+
+
+def test_a_file_gone_between_planning_and_reading_is_named(tmp_path):
+    from graphwren import planner
+    from graphwren.planner.outputs import Partitions
+    write_corpus(tmp_path, 3, 50)
+    run = config.resolve({"storage": f"file://{tmp_path}/store", "progress": False, "task_retries": 0})
+    planned = planner.plan(db.read_text(str(tmp_path / "part-*.txt")).count().expr, run)
+    (tmp_path / "part-0001.txt").unlink()
+    with pytest.raises(Exception, match="part-0001.txt") as info:
+        planner.execute(planned, run, Partitions())
+    assert "part-0001.txt" in str(info.value)
+
+
+def test_a_missing_plain_path_is_named_at_planning(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file.*nope.txt"):
+        db.read_text(str(tmp_path / "nope.txt")).count().compute(storage=f"file://{tmp_path}/s", progress=False)

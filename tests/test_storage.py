@@ -532,3 +532,13 @@ def test_redis_tokens_of_put_if_absent_go_with_their_values(redis_store_url):
     assert store.delete("job/") == 2
     assert r.dbsize() == 0
     r.close()
+
+
+def test_list_sized_agrees_with_list_and_size(store_url):
+    store = open_store(store_url)
+    blobs = {"ls/a": b"", "ls/b/c": b"x" * 5, "ls/b/d": b"y" * 3_000_000, "other": b"z"}
+    for key, data in blobs.items():
+        store.put(key, data)
+    expect = [(k, len(v)) for k, v in sorted(blobs.items()) if k.startswith("ls/")]
+    assert store.list_sized("ls/") == expect == [(k, store.size(k)) for k in store.list("ls/")]
+    assert store.list_sized("nothing-here/") == []

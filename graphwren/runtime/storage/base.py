@@ -51,6 +51,11 @@ class Store(abc.ABC):
     def list(self, prefix: str) -> list[str]:
         """All keys starting with prefix (recursively, like S3), sorted."""
 
+    def list_sized(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size in bytes) of every key starting with prefix, sorted; stores whose listing
+        carries sizes (S3) answer in the listing's requests alone."""
+        return [(key, self.size(key)) for key in self.list(prefix)]
+
     @abc.abstractmethod
     def delete(self, prefix: str) -> int:
         """Delete every key starting with prefix; returns how many went."""

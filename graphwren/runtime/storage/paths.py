@@ -11,6 +11,7 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from ...errors import MissingKey
 from ..prefetch import Prefetcher
 from . import open_store
 
@@ -34,6 +35,33 @@ def natural_key(name: str) -> list:
 
 def expand(urlpath, what: str) -> list[tuple[str, str]]:
     """Every (store URL, key) a path, glob or list of them names; an error if none."""
+    return [(store_url, key) for store_url, key, _ in _expand(urlpath, what, sized=False)]
+
+
+def expand_sized(urlpath, what: str) -> list[tuple[str, str, int]]:
+    """Every (store URL, key, size in bytes) a path, glob or list of them names; an error if none.
+
+    A glob's sizes come with its listing (one LIST per 1,000 S3 keys, no request per file);
+    a plain path costs one size request, asked 16 at a time of remote stores.
+    """
+    files = _expand(urlpath, what, sized=True)
+    unsized = [i for i, f in enumerate(files) if f[2] is None]
+
+    def size(i):
+        store_url, key, _ = files[i]
+        try:
+            return open_store(store_url).size(key)
+        except MissingKey:
+            raise FileNotFoundError(f"{what}: no such file {display(store_url, key)!r}") from None
+
+    local = all(files[i][0].startswith("file://") for i in unsized)
+    sizes = [size(i) for i in unsized] if local else _sizer.map(size, unsized)
+    for i, n in zip(unsized, sizes):
+        files[i] = (files[i][0], files[i][1], n)
+    return files
+
+
+def _expand(urlpath, what: str, sized: bool) -> list[tuple[str, str, int | None]]:
     paths = [urlpath] if isinstance(urlpath, (str, os.PathLike)) else list(urlpath)
     if not paths:
         raise ValueError(f"{what}: an empty list of paths")
@@ -41,35 +69,25 @@ def expand(urlpath, what: str) -> list[tuple[str, str]]:
     for path in map(str, paths):
         if not any(c in path for c in "*?["):
             store_url, key = split_url(path)
-            if not open_store(store_url).exists(key):
+            if not sized and not open_store(store_url).exists(key):
                 raise FileNotFoundError(f"{what}: no such file {path!r}")
-            out.append((store_url, key))
+            out.append((store_url, key, None))
             continue
         if "://" in path and not path.startswith("file://"):
             store_url, pattern = split_url(path)
             fixed = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
-            keys = [k for k in open_store(store_url).list(fixed) if fnmatch.fnmatchcase(k, pattern)]
-            matches = [(store_url, k) for k in sorted(keys, key=natural_key)]
+            store = open_store(store_url)
+            listed = store.list_sized(fixed) if sized else [(k, None) for k in store.list(fixed)]
+            matches = [(store_url, k, n) for k, n in sorted(listed, key=lambda kn: natural_key(kn[0]))
+                       if fnmatch.fnmatchcase(k, pattern)]
         else:
             local = path[len("file://"):] if path.startswith("file://") else path
-            matches = [split_url(p) for p in sorted(globmod.glob(os.path.expanduser(local)), key=natural_key)
+            matches = [(*split_url(p), None) for p in sorted(globmod.glob(os.path.expanduser(local)), key=natural_key)
                        if os.path.isfile(p)]
         if not matches:
             raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
         out.extend(matches)
     return out
-
-
-def expand_sized(urlpath, what: str) -> list[tuple[str, str, int]]:
-    """Every (store URL, key, size in bytes) a path, glob or list of them names; an error if none.
-
-    Sizes of remote files are asked for 16 at a time.
-    """
-    files = expand(urlpath, what)
-    size = lambda f: open_store(f[0]).size(f[1])  # noqa: E731
-    local = all(store_url.startswith("file://") for store_url, _ in files)
-    sizes = [size(f) for f in files] if local else _sizer.map(size, files)
-    return [(store_url, key, size) for (store_url, key), size in zip(files, sizes)]
 
 
 def display(store_url: str, key: str) -> str:

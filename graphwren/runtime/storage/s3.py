@@ -332,12 +332,19 @@ class S3Store(Store):
         return self._list(prefix)
 
     def _list(self, prefix: str) -> list[str]:
+        return [key for key, _ in self._list_sized(prefix)]
+
+    @guarded("list")
+    def list_sized(self, prefix: str) -> list[tuple[str, int]]:
+        return self._list_sized(prefix)
+
+    def _list_sized(self, prefix: str) -> list[tuple[str, int]]:
         n = len(self.root)
         out = []
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.root + prefix):
             for obj in page.get("Contents", ()):
-                out.append(obj["Key"][n:])
+                out.append((obj["Key"][n:], int(obj["Size"])))
         out.sort()
         return out
 
