@@ -26,6 +26,7 @@ bench: $(VENV)/.installed-test
 	$(PYTHON) -m pip install -q -e '.[bench]'
 	$(PYTHON) bench/overhead.py
 	$(PYTHON) bench/wordcount.py
+	$(PYTHON) bench/shapes.py
 	$(PYTHON) bench/matmul.py
 	$(PYTHON) bench/sort.py
 	$(PYTHON) bench/sort_model.py

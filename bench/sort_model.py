@@ -17,7 +17,9 @@ Every phase of a task runs its steps one after another (read, compute,
 write), all tasks of a phase at once; a phase takes as long as its task, and
 its "binding" resource is the largest term. Printed: a per-phase breakdown,
 the total and its ratio to 3.4 minutes, for Redis as the shuffle medium and
-for S3 (with the request counts that make S3 the wrong place for this shuffle).
+for S3 (with the request counts that make S3 the wrong place for this shuffle). The request counts
+are the planner's own (``planner/requests.py`` over the plan graphwren makes for the sort), the
+numbers explain() prints for the job, so the model and explain() cannot disagree.
 
     python bench/sort_model.py [--sample-records 1e6] [--set s3_mb_s=30 --set redis_shards=20]
 """
@@ -38,6 +40,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import table  # noqa: E402
 
+from graphwren.planner import requests  # noqa: E402 - the request count explain() prints
 from graphwren.tasks.sort import numpy_keys  # noqa: E402 - the kernel the columnar sort runs
 
 PAPER_SECONDS = 3.4 * 60
@@ -131,8 +134,31 @@ def cpu_seconds(timings: dict, phase: str, task_mb: float, sample_mb: float, sca
                for step, per_mb in timings.items() if step.startswith(phase))
 
 
-def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str) -> list[dict]:
-    """Per-phase rows: seconds, the binding resource, and each term."""
+def shuffle_requests(workers: int, storage: str = "s3://model/sort") -> requests.Requests:
+    """The sort's range shuffle as graphwren plans it, counted as explain() counts it.
+
+    The planner lays out a sort of ``workers`` partitions into ``workers``
+    reducers (from_sequence stands in for the parquet input: the request
+    count of the exchange depends on the task counts alone), and
+    ``planner/requests.py`` counts the map stage's outputs: M PUTs and M
+    commit records, M x R ranged GETs and one manifest GET per reducer.
+    """
+    import graphwren as gw
+    from graphwren import config, planner
+    from graphwren.logical import offline
+    job = gw.bag.from_sequence(range(workers), npartitions=workers).sort(npartitions=workers)
+    settings = config.resolve({"storage": storage, "shuffle_redis": None, "shuffle_storage": None})
+    with offline.planning():
+        plan = planner.plan(job.expr, settings, explaining=True).plan
+    [shuffle] = [s for s in plan.stages if s.nbuckets is not None]
+    return requests.count(plan, settings["storage"])[shuffle.name]
+
+
+def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str,
+            shuffle: requests.Requests | None = None) -> list[dict]:
+    """Per-phase rows: seconds, the binding resource, and each term; ``shuffle`` is the exchange's
+    request count (``shuffle_requests(a.workers)`` unless given)."""
+    shuffle = shuffle or shuffle_requests(a.workers)
     m = r = a.workers
     task_mb = a.data_mb / a.workers
     piece_mb = task_mb / r
@@ -156,16 +182,20 @@ def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str) -> lis
     if medium == "redis":
         cluster = a.redis_shards * a.redis_shard_mb_s
         per_fn = min(a.fn_net_mb_s, cluster / a.workers)
-        ops = m * r / (a.redis_shards * a.redis_ops_per_s)
+        ops_rate = a.redis_shards * a.redis_ops_per_s   # one value per map task, ranged reads of it
+        write_ops, ops = shuffle.all_puts / ops_rate, shuffle.all_gets / ops_rate
         row("map", {"S3 read": s3_transfer(task_mb, 1), "CPU": cpu["map"],
-                    "Redis write": task_mb / per_fn + ops},
+                    "Redis write": task_mb / per_fn + write_ops},
             f"Redis per function {per_fn:.0f} MB/s = min(function {a.fn_net_mb_s:.0f}, "
             f"{a.redis_shards} shards x {a.redis_shard_mb_s:.0f} / {a.workers})")
         row("reduce", {"Redis read": task_mb / per_fn + ops, "CPU": cpu["reduce"],
                        "S3 write": s3_transfer(task_mb, 1)},
-            f"{m * r:,} pieces of {piece_mb * 1e3:.0f} KB, {ops:.1f} s of Redis requests")
+            f"{shuffle.gets:,} pieces of {piece_mb * 1e3:.0f} KB, {ops:.1f} s of Redis requests")
     else:
-        puts, gets = (m * r, m * r) if medium == "s3-pieces" else (m, m * r)
+        # graphwren's layout: M objects (+ M commit records), M x R ranged GETs (+ a manifest per reducer);
+        # one object per (map, reduce) pair would PUT every piece instead
+        puts = shuffle.gets + shuffle.commits if medium == "s3-pieces" else shuffle.all_puts
+        gets = shuffle.all_gets
         put_rate, get_rate = a.s3_put_per_s * a.s3_prefixes, a.s3_get_per_s * a.s3_prefixes
         write = s3_transfer(task_mb, puts / m)
         row("map", {"S3 read": s3_transfer(task_mb, 1), "CPU": cpu["map"],
@@ -203,8 +233,11 @@ def main(argv=None):
     titles = {"redis": "Redis shuffle (the paper's setup)",
               "s3-pieces": "S3 shuffle, one object per (map, reduce) pair: M x R PUTs and GETs",
               "s3-ranged": "S3 shuffle, one object per map task (graphwren's layout): M PUTs, M x R ranged GETs"}
+    shuffle = shuffle_requests(a.workers)
+    print(f"\nthe sort's shuffle as graphwren plans it ({a.workers} map tasks x {a.workers} reducers), "
+          f"counted by planner/requests.py as explain() prints it:\n  requests: {shuffle.describe()}")
     for medium in media:
-        rows = predict(a, timings, sample_mb, medium)
+        rows = predict(a, timings, sample_mb, medium, shuffle)
         total = sum(r["seconds"] for r in rows)
         print(f"\n## {titles[medium]}: {a.data_mb / 1e6:g} TB, {a.workers} workers, "
               f"{a.data_mb / a.workers:.0f} MB per task")

@@ -5,6 +5,7 @@ import networkx as nx
 
 from ..runtime.plan import Plan
 from ..logical import offline
+from . import requests
 
 
 def human_bytes(n: int | float | None) -> str:
@@ -17,10 +18,16 @@ def human_bytes(n: int | float | None) -> str:
     return f"{n}"
 
 
+def run_order(plan: Plan) -> dict[str, int]:
+    """Each stage's number in the stage table: its place in a topological order."""
+    return {name: i for i, name in enumerate(nx.topological_sort(plan.graph()))}
+
+
 def stage_table(plan: Plan, default_storage: str) -> str:
-    """The stages in run order: tasks, fused ops, incoming edges, storage, sizes."""
-    order = list(nx.topological_sort(plan.graph()))
-    index = {name: i for i, name in enumerate(order)}
+    """The stages in run order: tasks, fused ops, incoming edges, storage, sizes, requests."""
+    index = run_order(plan)
+    order = list(index)
+    counted = requests.count(plan, default_storage)
     lines = []
     for name in order:
         s = plan.stage(name)
@@ -32,12 +39,13 @@ def stage_table(plan: Plan, default_storage: str) -> str:
         for e in s.inputs:
             lines.append(f"    <- stage {index[e.source]} ({e.kind})")
         if s.nbuckets is not None:
-            lines.append(f"    -> {s.nbuckets} buckets per task, one object per task")
+            one = s.nbuckets == 1 and not offline.is_unknown(s.nbuckets)
+            lines.append(f"    -> {s.nbuckets} bucket{'' if one else 's'} per task, one object per task")
         note = f"  ({s.storage_note})" if s.storage_note else ""
         lines.append(f"    storage: {s.storage or default_storage}{note}")
         facts = []
         if s.read_bytes is not None:  # the planner counted it (sources, and for arrays the blocks read)
-            facts.append(f"reads ~{human_bytes(s.read_bytes)}")
+            facts.append(f"reads ~{human_bytes(s.read_bytes)}" + _per_task(s.read_bytes, s.ntasks))
         elif any(plan.stage(e.source).estimated_bytes is not None for e in s.inputs):
             facts.append(f"reads ~{human_bytes(sum(plan.stage(e.source).estimated_bytes or 0 for e in s.inputs))}")
         if s.estimated_bytes is not None:
@@ -46,9 +54,18 @@ def stage_table(plan: Plan, default_storage: str) -> str:
             facts.append(f"peak memory/task ~{human_bytes(s.peak_memory)}")
         if facts:
             lines.append("    " + ", ".join(facts))
+        if requests.is_exchange(plan, s):  # outputs read many-to-many: requests grow as M x R
+            lines.append(f"    requests: {counted[name].describe()}")
         if name in plan.outputs:
             lines.append("    -> returned to the driver")
     return "\n".join(lines)
+
+
+def _per_task(total: int, ntasks) -> str:
+    """The " (~3.8 MiB per task)" suffix, when more than one task shares ``total``."""
+    if offline.is_unknown(ntasks) or ntasks <= 1:
+        return ""
+    return f" (~{human_bytes(total / ntasks)} per task)"
 
 
 class Explanation(str):
@@ -69,5 +86,5 @@ def explain(logical: str, optimized: str, plan: Plan, default_storage: str, note
         "== Optimized plan ==\n" + optimized + "\n\n"
         f"== Physical plan: {len(plan.stages)} stage(s), {ntasks} task(s) ==\n"
         + stage_table(plan, default_storage) + "\n"
-        + "".join(f"note: {n}\n" for n in notes)
+        + "".join(f"note: {n}\n" for n in [*notes, *requests.notes(plan, default_storage, run_order(plan))])
     )
