@@ -359,3 +359,15 @@ def test_explain_shows_the_adaptive_stage_and_after_a_run_what_changed(tmp_path,
     assert "== Adaptive execution in the last run ==" in after
     assert f"stage 1: planned 8 tasks, ran {decision.ran} (8 buckets of ~" in after
     assert f"coalesced to {decision.ran} of ~" in after
+
+
+def test_coalesced_reads_on_every_store(store_url, small_target):
+    ws = words(True, n=30_000)
+    bag = gw.bag.from_sequence(ws, npartitions=8).frequencies()
+    settings = config.resolve({"storage": store_url, "progress": False})
+    planned = planner.plan(bag.expr, settings)
+    out = Partitions()
+    planner.execute(planned, settings, out)
+    assert dict(r for p in out.value() for r in p) == collections.Counter(ws)
+    (decision,) = planned.adapted
+    assert decision.ran < decision.planned == 8 and len(out.value()) == decision.ran
