@@ -176,7 +176,11 @@ class Bag:
         settings = config.resolve(settings)
         planned = planner.plan(expr if expr is not None else self.expr, settings, sink=sink, ntasks=ntasks)
         output = Partitions()
-        job = planner.execute(planned, settings, output, keep=keep, description=description)
+        try:
+            job = planner.execute(planned, settings, output, keep=keep, description=description)
+        finally:
+            if expr is None:   # this bag's own plan ran: explain() shows what adaptivity changed
+                self._adapted = planned.adapted
         return output.value(), planned, job, settings
 
     def compute(self, **settings) -> list:
@@ -232,7 +236,7 @@ class Bag:
 
     def explain(self, **settings) -> str:
         """What will run, before paying for it: logical, optimized and physical plans."""
-        return planner.explain(self.expr, config.resolve(settings))
+        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""

@@ -27,6 +27,7 @@ class Planned:
     optimized: Expr               # the expression the plan computes, after the rules
     output: str                   # the stage whose partitions return to the caller
     notes: list[str]              # what explain() adds (sources it did not list)
+    adapted: list = dataclasses.field(default_factory=list)  # the driver's adaptive decisions, once run
 
 
 def optimize(expr: Expr, settings: dict) -> Expr:
@@ -73,15 +74,25 @@ def npartitions(expr: Expr, settings: dict) -> int:
 def execute(planned: Planned, settings: dict, output, keep: bool | None = None, description: str = "") -> str:
     """Run a planned job; ``output.receive`` gets each output partition (see outputs.py). Returns the job id."""
     from ..runtime.driver import Driver
-    return Driver(settings).run(planned.plan, output.receive, keep=keep, description=description)
+    driver = Driver(settings)
+    try:
+        return driver.run(planned.plan, output.receive, keep=keep, description=description)
+    finally:
+        planned.adapted = driver.adaptive   # the plan's adaptive stages now have their real task counts
 
 
-def explain(expr: Expr, settings: dict):
-    """What will run, before paying for it: logical, optimized and physical plans (no remote I/O)."""
+def explain(expr: Expr, settings: dict, adapted: list | None = None):
+    """What will run, before paying for it: logical, optimized and physical plans (no remote I/O).
+
+    ``adapted``: the adaptive decisions of the last run (``Planned.adapted``), shown after the plan.
+    """
+    from .adaptive import after_run
+    from .explain import Explanation
     from .explain import explain as render
     with offline.planning():  # no listing, sizes or footers of remote files: no credentials needed
         planned = plan(expr, settings, explaining=True)
         view = planned.optimized
         if isinstance(view, BagExpr):
             view = logical.fused_view(view, settings)
-        return render(expr.tree(), view.tree(), planned.plan, settings["storage"], planned.notes)
+        text = render(expr.tree(), view.tree(), planned.plan, settings["storage"], planned.notes)
+        return Explanation(text + after_run(planned.plan, adapted)) if adapted is not None else text

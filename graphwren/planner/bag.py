@@ -18,13 +18,13 @@ from ..logical.bag import (FromArrow, FromData, Fused, HashJoin, Narrow, Persist
                            Repartition, Shuffle, Sort, TreeReduce, describe_op)
 from ..logical.expr import Expr
 from ..runtime import codec
-from ..runtime.plan import BROADCAST, GATHER, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SHUFFLE, Edge, Stage
+from ..runtime.plan import BROADCAST, GATHER, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SHUFFLE, Adaptive, Edge, Stage
 from ..tasks import bag_ops as t
 from ..tasks import sort as srt
 from ..tasks import tables as tb
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
 from ..tasks.text_io import ReadTextBlock
-from . import edges, memory, shuffle_medium, sizing
+from . import adaptive, edges, memory, shuffle_medium, sizing
 from .build import PlanBuilder
 from .explain import human_bytes
 
@@ -46,6 +46,7 @@ class Pending:
     schema: Callable | None = None  # () -> that table's schema, read only if asked
     task_bytes: int | None = None   # the most bytes one task reads, where known (for the memory model)
     source_bytes: int | None = None  # bytes all tasks read from sources (files, shipped data)
+    adaptive: bool = False          # reads hash shuffles whose bucket count the planner chose (not the user)
 
     def records(self) -> "Pending":
         """The same partitions as Python records (a table turns into dicts or tuples)."""
@@ -160,26 +161,34 @@ class BagLowering(PlanBuilder):
         if n is None:
             n, why = sizing.reducers(_read(up), up.npartitions)
         name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
-                                boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame)
-        return _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
+                                boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame, resizable=True)
+        after = _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
+        after.adaptive = expr.nparts is None   # npartitions= given: the user's count is kept
+        return after
 
     def _hash_join(self, expr: HashJoin) -> Pending:
         """Bucket i of both shuffled sides joined in one task; both sides cut into the same count."""
         sides = (expr.left, expr.right)
-        if all(isinstance(side, Shuffle) for side in sides):
+        shuffled = all(isinstance(side, Shuffle) for side in sides)
+        if shuffled:
             n = sides[0].nparts or sides[1].nparts or max(
                 sizing.reducers(_read(p), p.npartitions)[0] for p in (self.pending(side.frame) for side in sides))
             left, right = (self._shuffle(side, n) for side in sides)
         else:
             left, right = self.pending(expr.left), self.pending(expr.right)
         both = None if left.task_bytes is None or right.task_bytes is None else left.task_bytes + right.task_bytes
+        # Adaptive only when both sides are shuffles of the planner's count: the driver then sums bucket i
+        # of both sides and coalesces them alike, so a key's records from each side still meet in one task.
         return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
-                       left.npartitions, ["hash join"], task_bytes=both)
+                       left.npartitions, ["hash join"], task_bytes=both,
+                       adaptive=shuffled and left.adaptive and right.adaptive)
 
     def _tree(self, up: Pending, combine, split_every) -> Pending:
         every = DEFAULT_SPLIT_EVERY if split_every is None else split_every
-        name = self.materialize(up, t.Collect())
         n = up.npartitions
+        # read by a gather (any task count), unless a first tree level groups its tasks by index
+        gathered = not offline.is_unknown(n) and not (every and every > 1 and n > every)
+        name = self.materialize(up, t.Collect(), resizable=gathered)
         while every and every > 1 and n > every:
             m = math.ceil(n / every)
             stage = Stage(self.name("tree"), m, t.BagTask(t.ReadInputs(0), [combine], t.Collect()),
@@ -211,7 +220,10 @@ class BagLowering(PlanBuilder):
         column = self._sort_column(up, expr)
         if column is None:
             up, path = up.records(), "python records"
-            sample = self.materialize(up, srt.SampleKeys(key, size), boundary=f"sample keys [{path}]")
+            # Both the sample and the range map may be coalesced: the same sizes and target give them
+            # the same groups, and (group, position) orders records as (bucket, position) did.
+            sample = self.materialize(up, srt.SampleKeys(key, size), boundary=f"sample keys [{path}]",
+                                      resizable=True)
             pick = srt.PickBoundaries(n_out, reverse, key)
             sink = srt.RangeBuckets(key, reverse, len(up.inputs))
             reduce = _after(None, n_out, ops=[srt.SortRecords(key, reverse)])
@@ -227,7 +239,7 @@ class BagLowering(PlanBuilder):
                                 label=f"pick {n_out - 1} range boundaries [{path}]"))
         mapper = dataclasses.replace(up, inputs=up.inputs + [Edge(bounds, BROADCAST)])
         name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame, size_always=True,
-                                boundary=f"range partition {by} into {n_out} [{path}]")
+                                boundary=f"range partition {by} into {n_out} [{path}]", resizable=True)
         return dataclasses.replace(reduce, inputs=[Edge(name, RANGE_SHUFFLE)], label=[f"sort {by} [{path}]"],
                                    task_bytes=_share(_total(up), n_out))
 
@@ -253,11 +265,16 @@ class BagLowering(PlanBuilder):
 
     # -- stages --------------------------------------------------------------------
     def materialize(self, p: Pending, sink, nbuckets: int | None = None, boundary: str = "",
-                    ntasks: int | None = None, shuffled: Expr | None = None, size_always: bool = False) -> str:
+                    ntasks: int | None = None, shuffled: Expr | None = None, size_always: bool = False,
+                    resizable: bool = False) -> str:
         """A stage running ``p`` into ``sink``; ``shuffled`` is the bag a shuffle sink moves.
 
         Its size is projected when the shuffle medium depends on it, or always
         with ``size_always`` (a sort, which reads the parquet footers anyway).
+        ``resizable``: every reader of the stage takes whole buckets or whole
+        outputs, whatever its task count; with a Pending that reads the
+        planner's hash shuffles, the stage is adaptive (the driver may
+        coalesce its buckets once it has measured them).
         """
         if p.table is not None and not getattr(sink, "takes_tables", False):
             p = p.records()
@@ -274,6 +291,8 @@ class BagLowering(PlanBuilder):
         stage = Stage(self.name("shuffle" if nbuckets else "stage"), ntasks, t.BagTask(read, ops, sink),
                       list(p.inputs), nbuckets=nbuckets, label=label, peak_memory=memory.bag_task(p.task_bytes),
                       read_bytes=p.source_bytes)
+        if p.adaptive and resizable and ntasks == p.npartitions and not offline.is_unknown(ntasks):
+            stage.adaptive = Adaptive(adaptive.reducer_target(self.settings))
         if shuffled is not None:
             projected = functools.cache(lambda: shuffled.projected_bytes)
             unread = any(getattr(node, "size_unread", False) for node in shuffled.walk())
@@ -314,5 +333,8 @@ def lower(root: Expr, settings: dict, sink=None, ntasks: int | None = None,
     final = lowering.pending(root)
     if ntasks is not None:
         ntasks = min(ntasks, final.npartitions)  # only the first partitions are needed (take)
-    lowering.output = lowering.materialize(final, sink or t.Collect(), ntasks=ntasks)
+    # The output may be coalesced when its partitions are only collected (compute, persist): a writer's
+    # targets and take's first partitions are counted before the run.
+    lowering.output = lowering.materialize(final, sink or t.Collect(), ntasks=ntasks,
+                                           resizable=sink is None and ntasks is None)
     return lowering

@@ -19,8 +19,16 @@ class PlanBuilder:
         self.notes: list[str] = []        # what explain() should add
 
     def name(self, kind: str) -> str:
-        """The next stage's name, one scheme for every plan: ``{index}-{kind}``."""
-        return f"{len(self.stages)}-{kind}"
+        """The next stage's name, one scheme for every plan: ``{index}-{kind}``.
+
+        A persisted bag's stage keeps the name it had in its own job (its keys
+        are under it), so an index it took is skipped.
+        """
+        taken = {s.name for s in self.stages}
+        i = len(self.stages)
+        while f"{i}-{kind}" in taken:
+            i += 1
+        return f"{i}-{kind}"
 
     def add(self, stage: Stage, advice: str = "") -> str:
         self.stages.append(stage)

@@ -24,9 +24,9 @@ from typing import Callable
 import networkx as nx
 
 from ..errors import TaskLost, TaskMemoryError
-from . import codec, integrity, lifecycle, records, remote_errors, shipping
+from . import adaptive, codec, integrity, lifecycle, records, remote_errors, shipping
 from .lease import Lease, LeasedStores, ending
-from .plan import Plan, Stage
+from .plan import HASH_SHUFFLE, Plan, Stage
 from .prefetch import Prefetcher
 from .storage import open_store
 from .worker import InputSpec, StageSpec, read_piece
@@ -81,6 +81,7 @@ class Driver:
         self.backend = backend if backend is not None else get_backend(settings)
         self._fetcher = Prefetcher(16, "gw-fetch")   # commit records and outputs read at once
         self.timeline: list[tuple] = []   # (time, stage, event) of the last job
+        self.adaptive: list[adaptive.Decision] = []   # what the last job re-planned at stage boundaries
 
     # -- public --------------------------------------------------------------
     def run(self, plan: Plan, on_output: Callable[[str, int, object], None] | None = None,
@@ -93,6 +94,7 @@ class Driver:
         job = job or (handle.job if handle is not None else records.new_job_id())
         keep = self.settings["keep"] if keep is None else keep
         self.timeline = []
+        self.adaptive = []
         this_job = handle or lifecycle.started(job, description)
         lease = Lease(job, description)
         stores = LeasedStores(lease)  # every store the job opens gets its heartbeat first
@@ -132,6 +134,7 @@ class Driver:
         locations: dict[str, tuple[str, str]] = {}   # stage -> (store url, job) of its outputs
         finished: set[str] = set()
         running: dict[str, _StageRun] = {}
+        buckets: dict[str, list[int]] = {}   # shuffle stage -> measured bytes of each bucket (its commit records)
         outputs = set(plan.outputs)
         bar = self._progress_bar(plan, job, description)
         try:
@@ -153,7 +156,10 @@ class Driver:
                     if name in finished or name in running:
                         continue
                     if all(p in finished for p in graph.predecessors(name)):
-                        running[name] = self._start(plan.stage(name), job, key, locations, stores)
+                        stage = plan.stage(name)
+                        if stage.adaptive is not None:
+                            self._adapt(stage, buckets, locations, bar)
+                        running[name] = self._start(stage, job, key, locations, stores)
                 progressed = False
                 lost = self._lost_events(job)
                 for name, run in list(running.items()):
@@ -165,6 +171,8 @@ class Driver:
                         bar.update(run.ndone - n_before, name)
                     if run.complete:
                         self._write_manifest(run)
+                        if run.stage.nbuckets is not None:
+                            buckets[name] = adaptive.bucket_sizes([s.done["o"] for s in run.tasks])
                         locations[name] = (run.store.url, job, run.stage.ntasks)
                         finished.add(name)
                         del running[name]
@@ -180,6 +188,20 @@ class Driver:
                     time.sleep(pause)
         finally:
             bar.close()
+
+    def _adapt(self, stage: Stage, buckets: dict, locations: dict, bar) -> None:
+        """Re-plan an adaptive stage from its inputs' measured buckets, in place, before it starts."""
+        sources = [e.source for e in stage.inputs if e.kind == HASH_SHUFFLE]
+        if any(src not in buckets for src in sources):   # a persisted input: no commit records were read
+            self.timeline.append((time.time(), stage.name, "adaptive: kept as planned (bucket sizes unknown)"))
+            return
+        planned = stage.ntasks
+        decision = adaptive.replan(stage, {src: buckets[src] for src in sources},
+                                   {src: locations[src][2] for src in sources})
+        self.adaptive.append(decision)
+        self.timeline.append((time.time(), stage.name, f"adaptive: {decision.describe()}"))
+        if stage.ntasks != planned:
+            bar.retotal()
 
     def _start(self, stage: Stage, job: str, key: bytes, locations: dict, stores: dict) -> _StageRun:
         url = stage.storage or self.store.url

@@ -48,6 +48,22 @@ class Edge:
         raise ValueError(f"unknown edge kind {self.kind!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Adaptive:
+    """Lets the driver re-plan a stage from its hash-shuffle inputs' measured buckets (see adaptive.py).
+
+    The planner sets it only where the stage's task count may change: it reads
+    hash shuffles its operation keeps per key, and every reader of its output
+    takes whole buckets or whole outputs of any count.
+    """
+
+    target_bytes: int   # bytes one task is meant to read, at most (unless one bucket alone is bigger)
+
+    def __post_init__(self):
+        if isinstance(self.target_bytes, bool) or not isinstance(self.target_bytes, int) or self.target_bytes < 1:
+            raise ValueError(f"Adaptive needs a positive whole number of bytes per task, got {self.target_bytes!r}")
+
+
 @dataclasses.dataclass
 class Stage:
     """N tasks running the same function over the same kind of input."""
@@ -64,10 +80,17 @@ class Stage:
     read_bytes: int | None = None        # bytes its tasks read in all (inputs and sources), where known
     peak_memory: int | None = None       # projected per-task peak, where known
     external: dict | None = None         # {"store", "job"}: outputs already committed there
+    adaptive: Adaptive | None = None     # the driver may coalesce its buckets before it starts
 
     def __post_init__(self):
         if self.ntasks < 1:
             raise ValueError(f"stage {self.name!r} needs at least one task, got {self.ntasks}")
+        if self.adaptive is not None:
+            kinds = [e.kind for e in self.inputs]
+            # a broadcast is read whole by every task, whatever their count; any other edge pins it
+            if HASH_SHUFFLE not in kinds or any(k not in (HASH_SHUFFLE, BROADCAST) for k in kinds):
+                raise ValueError(f"adaptive stage {self.name!r} must read at least one hash shuffle and "
+                                 f"otherwise only broadcasts; its inputs are {kinds}")
 
 
 @dataclasses.dataclass
@@ -86,6 +109,13 @@ class Plan:
         missing += [o for o in self.outputs if o not in names]
         if missing:
             raise ValueError(f"plan refers to unknown stages {sorted(set(missing))}")
+        adaptive = {s.name for s in self.stages if s.adaptive is not None}
+        pinned = [(e.source, s.name, e.kind) for s in self.stages for e in s.inputs
+                  if e.source in adaptive and e.kind in (ONE_TO_ONE, CUSTOM)]
+        if pinned:   # such a reader names the adaptive stage's tasks one by one: their count must not change
+            source, reader, kind = pinned[0]
+            raise ValueError(f"stage {source!r} is adaptive, but stage {reader!r} reads it {kind}, "
+                             f"which fixes its task count")
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:

@@ -124,6 +124,13 @@ class JobProgress:
         if self.mode == LOG:
             self.tick()
 
+    def retotal(self) -> None:
+        """A stage's task count changed before it started (adaptive coalescing): count the new total."""
+        with self._lock:
+            self.total = sum(s.ntasks for s in self.stages.values())
+        if self._bar is not None:
+            self._bar.total = self.total   # drawn at the next update (a refresh now would ignore the delay)
+
     def close(self) -> None:
         self._stop.set()
         if self._ticker is not None and self._ticker is not threading.current_thread():
