@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import median_time, redis_server, s3_server, scratch_dir, table  # noqa: E402
 from wordcount import VOCAB, WORDS_PER_LINE, vocabulary  # noqa: E402 - the same words as bench/wordcount.py
+from wordcount import _add_pairs, _first, _one  # noqa: E402 - and the same reduceby halves
 
 SKEW_WORD = "THE"      # upper case: never one of the vocabulary's words
 SKEW_SHARE = 0.30
@@ -152,18 +153,6 @@ def text_bytes(root: str, shape: Shape) -> int:
 
 
 # -- the workloads (module-level functions: dask's processes scheduler pickles them) ----------
-def _one(w):
-    return (w, 1)
-
-
-def _first(kv):
-    return kv[0]
-
-
-def _add_pairs(a, b):
-    return (a[0], a[1] + b[1])
-
-
 def _first_word(line):
     return line.split(None, 1)[0]
 
