@@ -159,7 +159,7 @@ class BagLowering(PlanBuilder):
         up = self.pending(expr.frame)
         why = "npartitions given"
         if n is None:
-            n, why = sizing.reducers(_read(up), up.npartitions)
+            n, why = sizing.reducers(_read(up), up.npartitions, self.settings)
         name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
                                 boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame, resizable=True)
         after = _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
@@ -171,8 +171,7 @@ class BagLowering(PlanBuilder):
         sides = (expr.left, expr.right)
         shuffled = all(isinstance(side, Shuffle) for side in sides)
         if shuffled:
-            n = sides[0].nparts or sides[1].nparts or max(
-                sizing.reducers(_read(p), p.npartitions)[0] for p in (self.pending(side.frame) for side in sides))
+            n = sides[0].nparts or sides[1].nparts or self._join_reducers([self.pending(side.frame) for side in sides])
             left, right = (self._shuffle(side, n) for side in sides)
         else:
             left, right = self.pending(expr.left), self.pending(expr.right)
@@ -182,6 +181,14 @@ class BagLowering(PlanBuilder):
         return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
                        left.npartitions, ["hash join"], task_bytes=both,
                        adaptive=shuffled and left.adaptive and right.adaptive)
+
+    def _join_reducers(self, sides: list[Pending]) -> int:
+        # a join task reads bucket i of both sides at once: size the count from their sum
+        read = [_read(p) for p in sides]
+        total = None if None in read else sum(read)
+        counts = [p.npartitions for p in sides]
+        n_in = next((c for c in counts if offline.is_unknown(c)), None) or max(counts)
+        return sizing.reducers(total, n_in, self.settings)[0]
 
     def _tree(self, up: Pending, combine, split_every) -> Pending:
         every = DEFAULT_SPLIT_EVERY if split_every is None else split_every

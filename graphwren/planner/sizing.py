@@ -41,12 +41,26 @@ def split_target(total_bytes: int, nfiles: int, settings: dict) -> int:
     return max(floor, min(target, cap))
 
 
-def reducers(shuffled_bytes: int | None, n_in: int) -> tuple[int, str]:
-    """(reducer count, why) for a hash shuffle of about ``shuffled_bytes`` from ``n_in`` map tasks."""
+def reducers(shuffled_bytes: int | None, n_in: int, settings: dict | None = None) -> tuple[int, str]:
+    """(reducer count, why) for a hash shuffle of about ``shuffled_bytes`` from ``n_in`` map tasks.
+
+    ``REDUCER_BYTES`` per reducer, and no more reducers than map tasks (the
+    map side's output is at most what it read, so that many were enough to
+    read it); but when a reducer's share would not fit one task's memory
+    (``settings``' bound), the shuffle is cut into as many more as it takes.
+    """
     if shuffled_bytes is None or offline.is_unknown(n_in):
         return n_in, "as many as map tasks: the size is unknown"
     n = max(1, min(-(-shuffled_bytes // REDUCER_BYTES), max(n_in, 1)))
-    return n, f"~{human_bytes(shuffled_bytes)} at most, {human_bytes(REDUCER_BYTES)} per reducer"
+    why = f"~{human_bytes(shuffled_bytes)} at most, {human_bytes(REDUCER_BYTES)} per reducer"
+    if settings is not None:
+        fits = memory.largest_bag_read(memory.bound(settings))
+        needed = -(-shuffled_bytes // fits)
+        if needed > n:
+            n = needed
+            why = (f"~{human_bytes(shuffled_bytes)} at most, cut so each reducer's "
+                   f"~{human_bytes(shuffled_bytes / n)} fits a task's {human_bytes(memory.bound(settings))}")
+    return n, why
 
 
 def text_splits(files: list[tuple], blocksize: int | None, files_per_partition: int | None,
