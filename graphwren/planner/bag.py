@@ -306,7 +306,17 @@ class BagLowering(PlanBuilder):
             stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, projected, unread)
             if size_always or projected.cache_info().currsize:
                 stage.estimated_bytes = projected()
-        return self.add(stage, SMALLER_TASKS)
+        return self.add(stage, self._smaller(p, ntasks))
+
+    def _smaller(self, p: Pending, ntasks) -> str:
+        """The advice for a stage over the memory bound, with the task count that would fit where known."""
+        if p.task_bytes is None or offline.is_unknown(ntasks):
+            return SMALLER_TASKS
+        fits = memory.largest_bag_read(memory.bound(self.settings))
+        need = -(-ntasks * p.task_bytes // fits)
+        if need <= ntasks:
+            return SMALLER_TASKS
+        return f"the same data in {need:,} tasks of ~{human_bytes(p.task_bytes * ntasks / need)} would fit; " + SMALLER_TASKS
 
 
 def _read(p: Pending) -> int | None:
