@@ -47,6 +47,7 @@ class Pending:
     task_bytes: int | None = None   # the most bytes one task reads, where known (for the memory model)
     source_bytes: int | None = None  # bytes all tasks read from sources (files, shipped data)
     adaptive: bool = False          # reads hash shuffles whose bucket count the planner chose (not the user)
+    split_inputs: tuple = ()        # of those, the inputs a skewed bucket may be split over (a join's sides)
 
     def records(self) -> "Pending":
         """The same partitions as Python records (a table turns into dicts or tuples)."""
@@ -180,7 +181,10 @@ class BagLowering(PlanBuilder):
         # of both sides and coalesces them alike, so a key's records from each side still meet in one task.
         return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
                        left.npartitions, ["hash join"], task_bytes=both,
-                       adaptive=shuffled and left.adaptive and right.adaptive)
+                       adaptive=shuffled and left.adaptive and right.adaptive,
+                       # a bucket's join is the union of the joins of any division of one side's pieces
+                       # with the other side's whole bucket: the driver may split a skewed one
+                       split_inputs=(0, 1) if shuffled else ())
 
     def _join_reducers(self, sides: list[Pending]) -> int:
         # a join task reads bucket i of both sides at once: size the count from their sum
@@ -299,7 +303,7 @@ class BagLowering(PlanBuilder):
                       list(p.inputs), nbuckets=nbuckets, label=label, peak_memory=memory.bag_task(p.task_bytes),
                       read_bytes=p.source_bytes)
         if p.adaptive and resizable and ntasks == p.npartitions and not offline.is_unknown(ntasks):
-            stage.adaptive = Adaptive(adaptive.reducer_target(self.settings))
+            stage.adaptive = Adaptive(adaptive.reducer_target(self.settings), split_inputs=p.split_inputs)
         if shuffled is not None:
             projected = functools.cache(lambda: shuffled.projected_bytes)
             unread = any(getattr(node, "size_unread", False) for node in shuffled.walk())
