@@ -24,7 +24,7 @@ from ..tasks import sort as srt
 from ..tasks import tables as tb
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
 from ..tasks.text_io import ReadTextBlock
-from . import adaptive, edges, memory, shuffle_medium, sizing
+from . import adaptive, edges, exchange, memory, shuffle_medium, sizing
 from .build import PlanBuilder
 from .explain import human_bytes
 
@@ -163,6 +163,13 @@ class BagLowering(PlanBuilder):
             n, why = sizing.reducers(_read(up), up.npartitions, self.settings)
         name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
                                 boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame, resizable=True)
+        shuffle = self.stages[-1]
+        layout = exchange.choose(up.npartitions, n, shuffle.storage or self.settings["storage"],
+                                 self.settings.get("exchange_levels", "auto"))
+        if layout is not None:   # too many pieces for the store's request rate: merge them first
+            merge = self.add(exchange.merge_stage(self.name("merge"), name, layout, shuffle.storage, _read(up)))
+            shuffle.adaptive = None   # the merges name its tasks one by one: their count must stay
+            return _after(exchange.reducer_edge(merge, layout), n, _share(_total(up), n))
         after = _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
         after.adaptive = expr.nparts is None   # npartitions= given: the user's count is kept
         return after

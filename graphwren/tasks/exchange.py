@@ -1,0 +1,25 @@
+"""The merge step of a two-level exchange: runs of buckets from a group of map tasks, merged into one object."""
+from __future__ import annotations
+
+
+class MergeRuns:
+    """Stage function: read a run of adjacent buckets from each map task of a group; one bucket per run position.
+
+    Task t's input pieces are ``(map task, (lo, hi))`` with the same run for
+    every map task of its group, each fetched with one ranged read; bucket
+    i of its output is bucket lo + i of every map task, in map-task order
+    (so a reducer reading the merges in group order sees the map tasks'
+    records in their planned order). Runs narrower than ``width`` leave the
+    last buckets empty.
+    """
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def __call__(self, ctx) -> list[list]:
+        out: list[list] = [[] for _ in range(self.width)]
+        for parts in ctx.input(0):   # one run of partitions per map task of the group
+            for i, part in enumerate(parts):
+                out[i].extend(part)
+        return out
+
