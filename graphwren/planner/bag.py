@@ -163,13 +163,9 @@ class BagLowering(PlanBuilder):
             n, why = sizing.reducers(_read(up), up.npartitions, self.settings)
         name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
                                 boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame, resizable=True)
-        shuffle = self.stages[-1]
-        layout = exchange.choose(up.npartitions, n, shuffle.storage or self.settings["storage"],
-                                 self.settings.get("exchange_levels", "auto"))
-        if layout is not None:   # too many pieces for the store's request rate: merge them first
-            merge = self.add(exchange.merge_stage(self.name("merge"), name, layout, shuffle.storage, _read(up)))
-            shuffle.adaptive = None   # the merges name its tasks one by one: their count must stay
-            return _after(exchange.reducer_edge(merge, layout), n, _share(_total(up), n))
+        merged = self._two_level(name, up.npartitions, n, _read(up))
+        if merged is not None:   # too many pieces for the store's request rate: merged first
+            return _after(merged, n, _share(_total(up), n))
         after = _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
         after.adaptive = expr.nparts is None   # npartitions= given: the user's count is kept
         return after
@@ -258,8 +254,21 @@ class BagLowering(PlanBuilder):
         mapper = dataclasses.replace(up, inputs=up.inputs + [Edge(bounds, BROADCAST)])
         name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame, size_always=True,
                                 boundary=f"range partition {by} into {n_out} [{path}]", resizable=True)
-        return dataclasses.replace(reduce, inputs=[Edge(name, RANGE_SHUFFLE)], label=[f"sort {by} [{path}]"],
+        edge = self._two_level(name, n_in, n_out, _read(up)) or Edge(name, RANGE_SHUFFLE)
+        return dataclasses.replace(reduce, inputs=[edge], label=[f"sort {by} [{path}]"],
                                    task_bytes=_share(_total(up), n_out))
+
+    def _two_level(self, name: str, maps, reducers, shuffled_bytes) -> Edge | None:
+        """The reducers' edge through a merge stage when stage ``name``'s M x R pieces are too many GETs
+        (planner/exchange.py), else None."""
+        shuffle = self.stages[-1]
+        layout = exchange.choose(maps, reducers, shuffle.storage or self.settings["storage"],
+                                 self.settings.get("exchange_levels", "auto"))
+        if layout is None:
+            return None
+        merge = self.add(exchange.merge_stage(self.name("merge"), name, layout, shuffle.storage, shuffled_bytes))
+        shuffle.adaptive = None   # the merges name its tasks one by one: their count must stay
+        return exchange.reducer_edge(merge, layout)
 
     def _sort_column(self, up: Pending, expr: Sort) -> str | None:
         """The key's column when the sort can run on Arrow tables, else None (Python records)."""

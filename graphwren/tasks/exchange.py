@@ -16,10 +16,20 @@ class MergeRuns:
     def __init__(self, width: int):
         self.width = width
 
-    def __call__(self, ctx) -> list[list]:
-        out: list[list] = [[] for _ in range(self.width)]
+    def __call__(self, ctx) -> list:
+        slots: list[list] = [[] for _ in range(self.width)]
         for parts in ctx.input(0):   # one run of partitions per map task of the group
             for i, part in enumerate(parts):
-                out[i].extend(part)
-        return out
+                slots[i].append(part)
+        return [_concat(parts) for parts in slots]
 
+
+def _concat(parts: list):
+    """Partitions of one bucket as one: Arrow tables (a columnar sort's buckets) stay a table."""
+    if parts and all(type(p).__name__ == "Table" and hasattr(p, "schema") for p in parts):
+        import pyarrow as pa   # only the columnar path gets here: its stages already import pyarrow
+        return pa.concat_tables(parts, promote_options="permissive")
+    out: list = []
+    for part in parts:
+        out.extend(part)
+    return out
