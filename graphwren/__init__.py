@@ -16,6 +16,7 @@ _LAZY = {
     "bag": ("graphwren.bag", None),
     "array": ("graphwren.array", None),
     "Executor": ("graphwren.executor", "Executor"),
+    "ParameterServer": ("graphwren.paramserver", "ParameterServer"),
     "wait": ("graphwren.executor", "wait"),
     "get_all_results": ("graphwren.executor", "get_all_results"),
     "ANY_COMPLETED": ("graphwren.executor", "ANY_COMPLETED"),

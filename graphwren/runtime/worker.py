@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import cloudpickle
 
 from ..errors import IntegrityError, StorageError
-from . import codec, integrity, records, remote_errors
+from . import codec, current, integrity, records, remote_errors
 from .prefetch import Prefetcher
 from .storage import open_store
 
@@ -131,7 +131,8 @@ def handle(event: dict) -> dict:
         spec = _load_spec(store, job, stage, event["fn"], key)
         where = f"stage {spec.label or stage} task {task} (attempt {attempt})"
         ctx = TaskContext(spec, task, attempt, store, keys)
-        out = spec.fn(ctx)
+        with current.running(job, stage, task):   # lets side effects repeat ids across re-executions
+            out = spec.fn(ctx)
         committed = _commit(store, spec, task, attempt, out, key)
         return {"ok": True, "committed": committed, "recorded": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code are outcomes too
