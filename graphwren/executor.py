@@ -523,7 +523,12 @@ class Executor:
 
     def _launch(self, plan: Plan, on_output, futures, description: str, lithops_job: str,
                 runtime_memory=None, timeout=None, map_stage=None) -> None:
-        driver = self._driver_for(runtime_memory, timeout, getattr(map_stage.fn, "chunksize", 1))
+        try:
+            driver = self._driver_for(runtime_memory, timeout, getattr(map_stage.fn, "chunksize", 1))
+        except BaseException as exc:   # e.g. no Lambda function of that memory: the futures must not hang
+            for f in futures:
+                f.set_exception(exc)
+            raise
 
         def run():
             try:

@@ -509,3 +509,25 @@ def test_pywren_names(tmp_path):
     assert pwex.call_async(_pair, (5, 6)).result() == 56
     assert pwex.map_reduce(_pair, [(1, 1)], sum).result() == 11
     assert gw.get_result(futures) == [12, 34]
+
+
+# -- Lambda, through the local endpoint: extra_env and runtime_memory reach the invocation -------------
+from lambda_fixtures import lambda_emulator, lambda_settings  # noqa: E402,F401
+
+
+def _probe(x):
+    return os.environ.get("GW_LITHOPS_TEST"), os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), x
+
+
+def test_lambda_extra_env_runtime_memory_and_obj(lambda_settings, s3_url):
+    from graphwren.runtime.backends.lambda_ import LambdaSetupError
+    from graphwren.runtime.backends.lambda_names import function_name
+    ex = gw.FunctionExecutor(storage=s3_url, **lambda_settings)
+    got = ex.map(_probe, range(3), extra_env={"GW_LITHOPS_TEST": "on-lambda"}, runtime_memory=2048,
+                 chunksize=1).get_result()
+    assert got == [("on-lambda", "2048", x) for x in range(3)]
+    with pytest.raises(LambdaSetupError, match=f"{function_name(1024)}.*does not exist"):
+        ex.map(_probe, [1], runtime_memory=1024)    # Lithops' runtime_memory picks the function of that memory
+    blob = b"".join(b"row %d\n" % i for i in range(100))
+    open_store("s3://gw-test").put("lambda/in.txt", blob)
+    assert b"".join(ex.map(_read, ["s3://gw-test/lambda/in.txt"], obj_chunk_size=64).get_result()) == blob
