@@ -531,3 +531,20 @@ def test_lambda_extra_env_runtime_memory_and_obj(lambda_settings, s3_url):
     blob = b"".join(b"row %d\n" % i for i in range(100))
     open_store("s3://gw-test").put("lambda/in.txt", blob)
     assert b"".join(ex.map(_read, ["s3://gw-test/lambda/in.txt"], obj_chunk_size=64).get_result()) == blob
+
+
+@pytest.fixture(scope="module")
+def module_executor(tmp_path_factory):
+    return gw.FunctionExecutor(storage=f"file://{tmp_path_factory.mktemp('hyp')}/store", progress=False)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=_objects, chunk_size=st.integers(1, 50), chunksize=st.integers(1, 4))
+def test_map_over_chunks_reassembles_the_object(module_executor, tmp_path_factory, blob, chunk_size, chunksize):
+    path = tmp_path_factory.mktemp("obj") / "o.txt"
+    path.write_bytes(blob)
+    parts = module_executor.map(_read, [f"file://{path}"], obj_chunk_size=chunk_size, chunksize=chunksize).get_result()
+    if blob:
+        _check_chunks(parts, blob, chunk_size)
+    else:
+        assert parts == []   # an empty object gets no call, as in Lithops
