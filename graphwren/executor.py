@@ -188,7 +188,11 @@ class Executor:
             obj_chunk_size: int | None = None, obj_chunk_number: int | None = None,
             obj_newline: str | None = "\n", timeout: float | None = None,
             include_modules=(), exclude_modules=()) -> FuturesList:
-        """One future per call; calls are grouped ``chunksize`` to a task (auto by default)."""
+        """One future per call; calls are grouped ``chunksize`` to a task (auto by default).
+
+        ``include_modules``/``exclude_modules`` are accepted for Lithops code and change
+        nothing: functions travel by cloudpickle, the user's own modules by value to Lambda.
+        """
         return self._map("M", "map", map_function, map_iterdata, chunksize, extra_args, extra_env,
                          runtime_memory, obj_chunk_size, obj_chunk_number, obj_newline, timeout,
                          include_modules, exclude_modules)
@@ -365,6 +369,10 @@ class Executor:
         objects.check_options(obj_chunk_size, obj_chunk_number, obj_newline)
         sig = call_args.signature_of(fn)
         items = call_args.normalize_iterdata(iterdata)
+        if items and all(isinstance(i, concurrent.futures.Future) for i in items):
+            # Lithops' chaining, map(g, futures): each call takes one future's result (waited for here;
+            # Lithops waits in the worker). A failed future raises now, before anything is submitted.
+            items = [f.result() for f in items]
         bound = [call_args.bind_item(fn, sig, item, extra_args, i) for i, item in enumerate(items)]
         groups = None
         if call_args.takes_obj(sig):

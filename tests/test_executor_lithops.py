@@ -138,6 +138,13 @@ def test_reserved_id_is_the_call_index(ex, chunksize):
     assert ex.map(mid, [(1, 2), (3, 4)]).get_result() == [(1, 0, 2), (3, 1, 4)]
 
 
+def test_chaining_maps_over_futures(ex):
+    first = ex.map(_add, [(1, 2), (3, 4)])
+    assert ex.map(_pair, ex.map(lambda x: (x, x), first)).get_result() == [_pair((v, v)) for v in (3, 7)]
+    with pytest.raises(Odd):
+        ex.map(_add, ex.map(_odd_fails, [1]))
+
+
 def test_a_lone_string_is_one_item(ex):
     assert ex.map(len, "abc").get_result() == [3]   # Lithops wraps a lone string, as one call
 
