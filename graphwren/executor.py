@@ -129,6 +129,37 @@ class FuturesList(list):
         values = [f.result(timeout) for f in self[len(self) - self._reducers:]]
         return values[0] if self._reducers == 1 and not getattr(self, "_by_key", False) else values
 
+    def _answer(self) -> list:
+        return self[len(self) - self._reducers:] if self._reducers else list(self)
+
+    def done(self) -> bool:
+        """True once map_reduce's reducers (or every future here) are done, as PyWren's single future."""
+        return all(concurrent.futures.Future.done(f) for f in self._answer())
+
+    def exception(self, timeout: float | None = None):
+        """The first exception of the reducers (or of any future here), or None."""
+        for f in self._answer():
+            exc = f.exception(timeout)
+            if exc is not None:
+                return exc
+        return None
+
+    def add_done_callback(self, fn) -> None:
+        """``fn(self)`` once ``done()``, as on a single future."""
+        pending = {"n": len(self._answer())}
+        lock = threading.Lock()
+
+        def one(_f):
+            with lock:
+                pending["n"] -= 1
+                last = pending["n"] == 0
+            if last:
+                fn(self)
+        if not pending["n"]:
+            fn(self)
+        for f in self._answer():
+            f.add_done_callback(one)
+
     def get_result(self, **kwargs):
         return self.executor.get_result(fs=self, **kwargs)
 

@@ -248,6 +248,15 @@ def test_get_result_forms(ex):
     fs = ex.map_reduce(_add, [(1, 2), (3, 4)], sum)
     assert ex.get_result(fs) == sum(_add(*p) for p in [(1, 2), (3, 4)])
     assert fs.result() == 10 and [f.result() for f in fs[:2]] == [3, 7]
+    # PyWren's map_reduce gave one future: the list answers as the reducer's future does
+    assert fs.done() and fs.exception() is None
+    seen = []
+    fs.add_done_callback(seen.append)
+    assert seen == [fs]
+    failed = ex.map_reduce(_odd_fails, [1, 2], sum)
+    with pytest.raises(Odd):
+        failed.result(timeout=60)
+    assert isinstance(failed.exception(), Odd) and failed.done()
 
 
 def test_map_reduce_extra_args_and_spawn_reducer(ex):
