@@ -260,11 +260,10 @@ class GraphLowering(BagLowering):
 
     def _call_stage(self, level: int, chains: list[list[Call]], readers: dict, roots: set) -> str:
         """One stage, one task per chain; task t returns its chain's values read outside it."""
-        name = self.name("delayed")
         reads = _Reads(len(chains))
         functions: list = []
         fn_index: dict[int, int] = {}
-        plans = []
+        plans, located = [], []
         for task, chain in enumerate(chains):
             members = {c.name for c in chain}
             slots: dict[str, int] = {}
@@ -286,9 +285,11 @@ class GraphLowering(BagLowering):
                     fn = fn_index[id(fn)]
                 steps.append(Step(fn, c.args, c.kwargs, tuple(slots[d.name] for d in c.dependencies), c.key))
             exported = [c for c in chain if c.name in roots or any(r not in members for r in readers[c.name])]
-            for index, c in enumerate(exported):
-                self.locations[c.name] = (name, task, index)
             plans.append((sources, steps, [slots[c.name] for c in exported]))
+            located.extend((c.name, task, index) for index, c in enumerate(exported))
+        name = self.name("delayed")   # after the sources: the bag stages they made come first
+        for call, task, index in located:
+            self.locations[call] = (name, task, index)
         inputs, where = self._edges(reads)
         programs = [Program([_concrete(s, task, where) for s in sources], steps, exports)
                     for task, (sources, steps, exports) in enumerate(plans)]
