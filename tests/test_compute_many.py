@@ -116,3 +116,27 @@ def test_errors_in_one_root_fail_the_job_with_the_users_exception():
         raise ZeroDivisionError(f"bad {x}")
     with pytest.raises(ZeroDivisionError, match="bad 3"):
         gw.compute(db.from_sequence([1]).sum(), gw.delayed(bad)(3), retries=0)
+
+
+def first(kv):
+    return kv[0]
+
+
+def test_two_persisted_bags_meet_in_one_plan():
+    left = db.from_sequence([(1, "a"), (2, "b"), (3, "c")], npartitions=2).persist()
+    right = db.from_sequence([(1, "x"), (3, "y")], npartitions=2).persist()
+    got = left.join(right, first).compute()
+    assert sorted(got) == [((1, "x"), (1, "a")), ((3, "y"), (3, "c"))]
+    assert gw.compute(left.count(), right.count()) == (3, 2)
+
+
+def test_explain_after_persist_numbers_the_coalesced_stage_as_its_table(tmp_path, monkeypatch):
+    from graphwren.planner import sizing
+    monkeypatch.setattr(sizing, "REDUCER_BYTES", 16 * 1024)   # several reducers planned, then coalesced
+    words = [f"w{i % 150}" for i in range(60_000)]
+    store = f"file://{tmp_path}/store"
+    bag = db.from_sequence(words, npartitions=8).frequencies()
+    kept = bag.persist(storage=store, progress=False)
+    assert dict(kept.compute(storage=store, progress=False)) == {f"w{i}": 400 for i in range(150)}
+    after = bag.explain(storage=store).split("== Adaptive execution in the last run ==")[1]
+    assert after.strip().startswith("stage 1: planned 8 tasks, ran")

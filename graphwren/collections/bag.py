@@ -208,10 +208,14 @@ class Bag:
         return out
 
     def persist(self, **settings) -> "Bag":
-        """Compute once and keep the partitions in storage; the new bag reads them back."""
-        parts, planned, job, settings = self._run(settings, keep=True, description="persist")
-        out = planned.plan.stage(planned.output)
-        return type(self)(e.Persisted(out.storage or settings["storage"], job, out.name, out.ntasks))
+        """Compute once and keep the partitions in storage; the new bag reads them back.
+
+        They stay as a kept job until ``graphwren clean`` removes it; only this
+        process can read them (see ``gw.persist``, which persists several at once).
+        """
+        (expr,), planned = dl.persist_run([self.expr], settings)   # stage names unique to the job: persisted bags meet
+        self._adapted = planned.adapted   # explain() shows what adaptivity changed
+        return type(self)(expr)
 
     def to_textfiles(self, path: str, name_function: Callable | None = None, compression="infer",
                      encoding: str = "utf-8", compute: bool = True, **settings) -> list[str]:

@@ -10,6 +10,7 @@ for several values in one job); the planner groups the calls into stages
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import operator
 import uuid
@@ -297,8 +298,15 @@ def persist_exprs(exprs: list[Expr], settings: dict) -> list[Expr]:
     like any ``keep=True`` run); only this process holds the job's signing
     key, so only it can read them.
     """
+    return persist_run(exprs, settings)[0]
+
+
+def persist_run(exprs: list[Expr], settings: dict):
+    """``persist_exprs``, and the plan that ran (its adaptive decisions, for explain)."""
     suffix = f"-p{uuid.uuid4().hex[:8]}"   # its stage names must not meet another persisted job's in a plan
     planned, _got, job, settings = run(exprs, settings, keep=True, suffix=suffix, description="persist")
+    # explain() numbers stages of a plan made without the suffix: name the decisions as it does
+    planned.adapted = [dataclasses.replace(a, stage=a.stage.removesuffix(suffix)) for a in planned.adapted]
     out = []
     for expr, root in zip(exprs, planned.roots):
         if root.kind in ("literal", "array"):
@@ -319,7 +327,7 @@ def persist_exprs(exprs: list[Expr], settings: dict) -> list[Expr]:
             out.append(d.BagPartition(bag, root.task, f"{expr.name}-persisted-{token}"))
         else:
             out.append(d.BagValue(bag, root.kind == "item", f"{expr.name}-persisted-{token}"))
-    return out
+    return out, planned
 
 
 def bag_partitions(expr: BagExpr, n: int) -> list[Delayed]:
@@ -381,5 +389,5 @@ for _name, _op in _BINARY.items():
 for _name, _op in _COMPARE.items():
     setattr(Delayed, f"__{_name}__", _operator(_op))   # __eq__ is lazy too; __hash__ stays by key
 
-__all__ = ["Delayed", "delayed", "run", "value_of", "persist_exprs", "bag_partitions", "bag_value",
+__all__ = ["Delayed", "delayed", "run", "value_of", "persist_exprs", "persist_run", "bag_partitions", "bag_value",
            "delayed_nodes"]
