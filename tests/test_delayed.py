@@ -92,6 +92,9 @@ def test_decorator_forms_and_calls_match_python():
     assert gw.delayed(inc)(gw.delayed(41)).compute() == 42
     assert gw.delayed(5).compute() == 5           # a value: nothing runs
     assert gw.delayed(inc).compute() is inc       # a delayed function computes to the function
+    import graphwren.delayed as module            # the module is the callable: both spellings work
+    assert module is gw.delayed and isinstance(module(inc)(1), gw.Delayed)
+    assert module.delayed(inc)(2).compute() == 3
 
 
 def test_keys_pure_impure_and_given_names():
@@ -297,6 +300,18 @@ def test_bag_to_delayed_and_from_delayed_round_trip():
     assert gw.bag.from_delayed(b.map(inc).to_delayed()).compute() == [x + 1 for x in range(10)]
     tuples = gw.bag.from_delayed([gw.delayed(range)(3), gw.delayed((5, 6))])   # any iterable partition
     assert tuples.compute() == [0, 1, 2, 5, 6]
+
+
+@HYP
+@given(st.lists(st.lists(st.integers(-9, 9), max_size=6), min_size=1, max_size=6))
+def test_partition_layouts_round_trip_through_delayed(partitions):
+    b = gw.bag.from_partitions(partitions)
+    parts = b.to_delayed()
+    assert list(gw.compute(*parts)) == partitions
+    back = gw.bag.from_delayed([gw.delayed(sorted)(p) for p in parts])
+    assert back.npartitions == len(partitions)
+    assert gw.compute(back, back.count()) == ([x for p in partitions for x in sorted(p)],
+                                               sum(map(len, partitions)))
 
 
 def test_item_to_delayed_and_bags_as_arguments():
