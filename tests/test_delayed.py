@@ -67,8 +67,8 @@ class Counter:
         return self.value * k + offset
 
 
-def plan_of(value):
-    return planner.plan(value._expr, config.resolve({})).plan
+def plan_of(value, **settings):
+    return planner.plan(value._expr, config.resolve(settings)).plan
 
 
 def stage_sizes(plan) -> list[int]:
@@ -170,11 +170,15 @@ def test_diamond_runs_each_call_once_in_three_stages(tmp_path):
     assert stage_sizes(plan_of(bottom)) == [1, 2, 1]
 
 
-def test_wide_fan_out_of_200_independent_calls_is_one_stage():
-    parts = [gw.delayed(inc)(i) for i in range(200)]
+def test_wide_fan_out_of_200_independent_calls_is_one_stage(tmp_path):
+    d = str(tmp_path)
+    parts = [gw.delayed(marked)(gw.delayed(inc)(i), d) for i in range(200)]
     total = gw.delayed(sum)(parts)
-    assert stage_sizes(plan_of(total)) == [200, 1]
-    assert total.compute() == sum(i + 1 for i in range(200))
+    # one level: 200 chains of two calls, packed four tasks per worker; one task per chain on 64 workers
+    assert stage_sizes(plan_of(total, workers=4)) == [16, 1]
+    assert stage_sizes(plan_of(total, workers=64)) == [200, 1]
+    assert total.compute(workers=4, speculation=False) == sum(i + 1 for i in range(200))
+    assert calls(d) == 200
     assert gw.compute(*parts) == tuple(i + 1 for i in range(200))
 
 
@@ -184,7 +188,7 @@ def test_deep_chain_fuses_into_one_task():
         x = gw.delayed(inc)(x)
     assert stage_sizes(plan_of(x)) == [1]
     assert x.compute() == 400
-    assert "chains of up to 400 calls" in x.explain()
+    assert "up to 400 calls per task" in x.explain()
 
 
 def test_chain_with_a_side_branch_is_cut_where_two_read(tmp_path):
@@ -339,7 +343,7 @@ def test_delayed_partitions_feed_a_shuffle_and_back(tmp_path):
 def test_explain_lists_calls_and_stages_without_running(tmp_path):
     d = str(tmp_path)
     x = gw.delayed(add)(*[gw.delayed(marked)(i, d) for i in range(30)])
-    text = x.explain()
+    text = x.explain(workers=8)
     assert "delayed level 0: 30 tasks: marked x30" in text
     assert "delayed level 1: 1 task: add" in text
     assert "more nodes" not in text and "... 27 more" in text

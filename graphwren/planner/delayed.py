@@ -6,6 +6,8 @@ then cut into levels (networkx's topological generations: a chain runs one
 level after the last chain it reads), and each level becomes one stage of
 one task per chain, or two stages when some of its chains hold a root (so
 the driver fetches only what the caller asked for; both start together).
+A level wider than four tasks per worker packs neighbouring chains into
+one task, as ``Executor.map`` chunks its items.
 Tasks read what they need from earlier stages through custom edges naming
 exactly the pieces each one reads; a task's output is the list of its
 chain's values that anything outside the chain reads.
@@ -34,7 +36,9 @@ from ..runtime.plan import ONE_TO_ONE, Stage
 from ..tasks import bag_ops as t
 from ..tasks.delayed_calls import FromDelayedParts, Program, Ref, RunCalls, Step, dumps
 from ..tasks.describe import funcname
+from ..runtime.backends import planned_workers
 from . import edges as edge_tables
+from . import sizing
 from .array import ArrayLowering, _count_paths
 from .bag import BagLowering, Pending
 
@@ -256,7 +260,16 @@ class GraphLowering(BagLowering):
             rest = [i for i in ids if i not in set(held)]
             for group in (rest, held):
                 if group:
-                    self._call_stage(level, [chains[i] for i in group], readers, roots)
+                    self._call_stage(level, self._pack([chains[i] for i in group]), readers, roots)
+
+    def _pack(self, chains: list[list[Call]]) -> list[list[Call]]:
+        """At most four tasks per worker: neighbouring independent chains share a task, as Executor.map
+        chunks its items (a task per tiny call would cost more to start than to run)."""
+        cap = max(1, planned_workers(self.settings) * sizing.SPLITS_PER_WORKER)
+        n = len(chains)
+        if n <= cap:
+            return chains
+        return [[c for chain in chains[j * n // cap:(j + 1) * n // cap] for c in chain] for j in range(cap)]
 
     def _call_stage(self, level: int, chains: list[list[Call]], readers: dict, roots: set) -> str:
         """One stage, one task per chain; task t returns its chain's values read outside it."""
@@ -352,7 +365,7 @@ def _summary(chains: list[list[Call]]) -> str:
     if len(names) > 4:
         shown.append(f"+{len(names) - 4} more")
     longest = max(len(c) for c in chains)
-    tail = f" (chains of up to {longest} calls)" if longest > 1 else ""
+    tail = f" (up to {longest} calls per task)" if longest > 1 else ""
     return f"{len(chains)} task{'s' if len(chains) != 1 else ''}: {', '.join(shown)}{tail}"
 
 
