@@ -56,6 +56,17 @@ def fails_on(x, bad):
     return x
 
 
+@gw.delayed
+def square(x):
+    """Decorated at module level: the module's name now holds the Delayed, not the function."""
+    return x * x
+
+
+@gw.delayed(pure=True, nout=2)
+def halves(x):
+    return x // 2, x - x // 2
+
+
 class Counter:
     """A small object whose attributes and methods delayed values reach into."""
 
@@ -88,6 +99,8 @@ def test_decorator_forms_and_calls_match_python():
         return 3 * x
 
     assert double(dinc(4)).compute() == 10
+    lo, hi = halves(square(dinc(4)))          # module-level decorated functions travel to the workers too
+    assert gw.compute(lo, hi) == (12, 13)
     assert triple(dinc(1)).compute() == 6
     assert gw.delayed(inc)(gw.delayed(41)).compute() == 42
     assert gw.delayed(5).compute() == 5           # a value: nothing runs
@@ -368,3 +381,16 @@ def test_bags_and_delayed_through_s3(s3_url, tmp_path):
     b = gw.bag.from_delayed([gw.delayed(lambda s: [s])(s) for s in sums])
     assert gw.compute(b.sum(), *sums, storage=s3_url, speculation=False) == (28, 1, 5, 9, 13)
     assert calls(d) == 4
+
+
+def test_explain_of_calls_over_an_unlisted_s3_bag_needs_no_endpoint(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")   # nothing listens there
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    lines = gw.bag.read_text("s3://bucket/logs/*.txt")
+    text = gw.delayed(len)(lines.map(str.upper)).explain()
+    assert "? tasks" in text and "delayed level 0: 1 task: len" in text

@@ -26,6 +26,7 @@ import dataclasses
 
 import networkx as nx
 
+from ..logical import offline
 from ..logical.array import ArrayExpr
 from ..logical.bag import BagExpr, Persisted
 from ..logical.delayed import BagPartition, BagValue, Call, FromDelayed, Literal, PersistedValue, Roots
@@ -173,7 +174,7 @@ class GraphLowering(BagLowering):
             return ("piece", node.stage, (node.task, None), node.index)
         if isinstance(node, BagPartition):
             stage, n = self._bag_stage(node.frame)
-            if not 0 <= node.index < n:
+            if not offline.is_unknown(n) and not 0 <= node.index < n:
                 raise IndexError(f"to_delayed: partition {node.index} of a bag of {n} partitions")
             reads.add(task, stage, (node.index, None))
             return ("piece", stage, (node.index, None), None)
@@ -182,7 +183,8 @@ class GraphLowering(BagLowering):
             if node.item:
                 reads.add(task, stage, (0, None))
                 return ("piece", stage, (0, None), 0)
-            pieces = [(j, None) for j in range(n)]
+            # explain() without a listing does not know n: the table shows one piece per task
+            pieces = [(j, None) for j in range(1 if offline.is_unknown(n) else n)]
             for piece in pieces:
                 reads.add(task, stage, piece)
             return ("concat", stage, pieces)
