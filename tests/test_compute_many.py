@@ -140,3 +140,10 @@ def test_explain_after_persist_numbers_the_coalesced_stage_as_its_table(tmp_path
     assert dict(kept.compute(storage=store, progress=False)) == {f"w{i}": 400 for i in range(150)}
     after = bag.explain(storage=store).split("== Adaptive execution in the last run ==")[1]
     assert after.strip().startswith("stage 1: planned 8 tasks, ran")
+
+
+def test_a_persisted_bag_and_its_persisted_partitions_read_one_stored_stage():
+    b = db.from_sequence(range(6), npartitions=3)
+    kept, first, whole = gw.persist(b, b.to_delayed()[0], b.sum())
+    assert gw.compute(first, kept, whole, gw.delayed(len)(kept)) == ([0, 1], list(range(6)), 15, 6)
+    assert gw.compute(gw.delayed(sum)(first), kept.count()) == (1, 6)

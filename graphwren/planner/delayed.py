@@ -33,7 +33,7 @@ from ..logical.delayed import BagPartition, BagValue, Call, FromDelayed, Literal
 from ..logical.expr import Expr
 from ..logical.rewrite import rewrite
 from ..logical.rules import BAG_RULES
-from ..runtime.plan import ONE_TO_ONE, Stage
+from ..runtime.plan import ONE_TO_ONE, Edge, Stage
 from ..tasks import bag_ops as t
 from ..tasks.delayed_calls import FromDelayedParts, Program, Ref, RunCalls, Step, dumps
 from ..tasks.describe import funcname
@@ -41,7 +41,7 @@ from ..runtime.backends import planned_workers
 from . import edges as edge_tables
 from . import sizing
 from .array import ArrayLowering, _count_paths
-from .bag import BagLowering, Pending
+from .bag import BagLowering, Pending, _after
 
 
 @dataclasses.dataclass
@@ -143,11 +143,12 @@ class GraphLowering(BagLowering):
                         f"two persisted results in one computation share the stage name {node.stage!r} "
                         f"(jobs {seen[node.stage]} and {node.job}); persist them together with "
                         f"gw.persist(a, b), or compute one of them again")
-                if isinstance(node, Persisted):
-                    self.pending(node)
-                elif all(s.name != node.stage for s in self.stages):
-                    self.add(Stage(node.stage, node.ntasks, t.Collect(), label="persisted",
+                if all(s.name != node.stage for s in self.stages):   # a bag and its partitions share one
+                    ntasks = node.nparts if isinstance(node, Persisted) else node.ntasks
+                    self.add(Stage(node.stage, ntasks, t.Collect(), label="persisted",
                                    external={"store": node.store, "job": node.job}))
+                if isinstance(node, Persisted):   # as BagLowering lowers it, without adding its stage again
+                    self.memo[node.name] = _after(Edge(node.stage, ONE_TO_ONE), node.nparts)
 
     def _ship_literals(self) -> None:
         """Every ``delayed(obj)`` value a task reads, shipped once in one data object."""
