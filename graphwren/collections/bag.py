@@ -17,7 +17,9 @@ from typing import Callable, Iterable
 
 from .. import config
 from .. import planner
+from . import delayed as dl
 from ..logical import bag as e
+from ..logical.delayed import FromDelayed
 from ..logical import offline
 from ..planner.outputs import Partitions
 from ..tasks import aggregates as agg
@@ -206,10 +208,14 @@ class Bag:
         return out
 
     def persist(self, **settings) -> "Bag":
-        """Compute once and keep the partitions in storage; the new bag reads them back."""
-        parts, planned, job, settings = self._run(settings, keep=True, description="persist")
-        out = planned.plan.stage(planned.output)
-        return type(self)(e.Persisted(out.storage or settings["storage"], job, out.name, out.ntasks))
+        """Compute once and keep the partitions in storage; the new bag reads them back.
+
+        They stay as a kept job until ``graphwren clean`` removes it; only this
+        process can read them (see ``gw.persist``, which persists several at once).
+        """
+        (expr,), planned = dl.persist_run([self.expr], settings)   # stage names unique to the job: persisted bags meet
+        self._adapted = planned.adapted   # explain() shows what adaptivity changed
+        return type(self)(expr)
 
     def to_textfiles(self, path: str, name_function: Callable | None = None, compression="infer",
                      encoding: str = "utf-8", compute: bool = True, **settings) -> list[str]:
@@ -237,6 +243,15 @@ class Bag:
     def explain(self, **settings) -> str:
         """What will run, before paying for it: logical, optimized and physical plans."""
         return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
+
+    def to_delayed(self, optimize_graph: bool = True) -> list:
+        """One Delayed per partition, each computing to that partition's list (dask's; the graph is
+        always optimized)."""
+        return dl.bag_partitions(self.expr, self.npartitions)
+
+    def __graphwren_delayed__(self):
+        # a bag as an argument of a delayed call (or in delayed(bag)): its records, as one list
+        return dl.bag_value(self.expr, item=False)
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
@@ -270,6 +285,18 @@ class Item(Bag):
         parts, *_ = self._run(settings)
         return parts[0][0]
 
+    def to_delayed(self, optimize_graph: bool = True):
+        """The value as a Delayed (dask's Item.to_delayed)."""
+        return dl.Delayed(dl.bag_value(self.expr, item=True))
+
+    @staticmethod
+    def from_delayed(value) -> "Item":
+        """An Item whose value is the Delayed's (dask's Item.from_delayed)."""
+        return Item(FromDelayed(dl.delayed_nodes(value, "Item.from_delayed")[:1], True))
+
+    def __graphwren_delayed__(self):
+        return dl.bag_value(self.expr, item=True)
+
     def __repr__(self) -> str:
         return f"graphwren.Item<{self.expr._describe()}>"
 
@@ -294,6 +321,18 @@ def from_partitions(partitions: Iterable[Iterable]) -> Bag:
     if not parts:
         raise ValueError("from_partitions needs at least one partition")
     return Bag(e.FromData(parts))
+
+
+def from_delayed(values) -> Bag:
+    """A bag with one partition per Delayed value, each computing to a list of records (dask's).
+
+    The calls run in the same job as the bag's own stages, and a bag's
+    ``to_delayed()`` partitions may come back this way.
+    """
+    nodes = dl.delayed_nodes(values, "from_delayed")
+    if not nodes:
+        raise ValueError("from_delayed needs at least one Delayed value")
+    return Bag(FromDelayed(nodes))
 
 
 def range(n: int, npartitions: int) -> Bag:  # noqa: A001 - dask.bag.range
@@ -351,6 +390,6 @@ def from_arrow(tables, format: str = "dict") -> Bag:  # noqa: A002
     return Bag(e.FromArrow(tables, format == "tuple"))
 
 
-__all__ = ["Bag", "Item", "from_sequence", "from_partitions", "range", "read_text", "from_s3",
+__all__ = ["Bag", "Item", "from_sequence", "from_partitions", "from_delayed", "range", "read_text", "from_s3",
            "read_parquet", "from_arrow"]
 
