@@ -22,6 +22,7 @@ import concurrent.futures
 import datetime
 import math
 import os
+import re
 import reprlib
 import threading
 import time
@@ -49,7 +50,7 @@ ALWAYS = 0
 _LITHOPS_STORAGE = {"aws_s3": "s3://BUCKET/PREFIX", "redis": "redis://HOST:PORT/DB"}
 _BACKENDS = {"localhost": "local", "local": "local", "aws_lambda": "lambda", "lambda": "lambda"}
 _MODES = {"localhost": "local", "serverless": "lambda"}
-_REDUCER_SLACK_S = 30.0   # added to a job's task timeout beyond its calls' own timeouts
+_TIMEOUT_SLACK_S = 30.0   # added to a job's task timeout beyond its calls' own timeouts
 
 
 class _Flag:
@@ -549,7 +550,7 @@ class Executor:
             if settings["backend"] == "lambda":
                 backend = self._lambda_backend(settings)
         if timeout is not None:   # the backstop for a call stuck where the per-call alarm cannot reach
-            settings["task_timeout"] = max(settings["task_timeout"], timeout * calls_per_task + _REDUCER_SLACK_S)
+            settings["task_timeout"] = max(settings["task_timeout"], timeout * calls_per_task + _TIMEOUT_SLACK_S)
         return Driver(settings, backend=backend)
 
     def _lambda_backend(self, settings):
@@ -614,6 +615,7 @@ def default_executor(**kwargs) -> Executor:
     return Executor(**kwargs)
 
 
+# Executor.__init__ takes Lithops' ``config`` dict, which hides the module there: it calls these.
 def _config_get(name: str):
     return config.get(name)
 
@@ -626,8 +628,8 @@ def _storage_url(storage, lithops_config: dict):
     """A store URL for ``storage``: Lithops' 'localhost' is a folder in the cache; other bare names are errors."""
     if storage is None or not isinstance(storage, str):
         return storage
-    if "://" in storage or "/" in storage or storage.startswith((".", "~")):
-        return storage   # a URL or a path: graphwren.config checks it
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", storage):
+        return storage   # a URL or a path (or a mistyped URL, 's3:bucket'): graphwren.config checks it
     if storage == "localhost":
         return config._default_storage() + "/localhost"   # Lithops' localhost storage: a local folder, not ./localhost
     bucket = (lithops_config.get(storage) or {}).get("storage_bucket") if isinstance(lithops_config, dict) else None

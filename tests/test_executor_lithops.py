@@ -387,7 +387,8 @@ _objects = st.tuples(st.lists(_line, max_size=12), st.booleans()).map(
 def _chunk_bytes(location: dict, blob: bytes, chunk_size: int) -> list[bytes]:
     out = []
     for c in chunks(location, len(blob), chunk_size, None, "\n"):
-        out.append(c.open().read())
+        with c.open() as stream:
+            out.append(stream.read())
     return out
 
 
@@ -449,7 +450,9 @@ def test_cloud_object_pickles_without_its_stream(tmp_path):
     obj = CloudObject(None, "o", 4, 0, 4, 1, 1, "\n", "localhost", str(tmp_path), path=str(path))
     obj.data_stream = obj.open()
     copy = cloudpickle.loads(cloudpickle.dumps(obj))
-    assert copy.data_stream is None and copy.open().read() == b"a\nb\n" and copy.path == str(path)
+    obj.data_stream.close()
+    with copy.open() as stream:
+        assert copy.data_stream is None and stream.read() == b"a\nb\n" and copy.path == str(path)
 
 
 # -- plot, job_summary, clean ----------------------------------------------------------------------
