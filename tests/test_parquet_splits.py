@@ -5,6 +5,7 @@ import os
 import pathlib
 import re
 import sys
+import types
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -218,6 +219,10 @@ def test_files_of_different_schemas_keep_their_own_fields(tmp_path, run):
     want = [{"x": 1}, {"x": 2}, {"y": "a"}, {"x": 3}]
     assert db.read_parquet(str(tmp_path / "*.parquet")).compute(**run) == want
     assert db.read_parquet(str(tmp_path / "*.parquet"), npartitions=1).compute(**run) == want
+    # more partitions than row groups: the last ones are empty, and still tables of a file's schema
+    five = db.read_parquet(str(tmp_path / "*.parquet"), npartitions=5)
+    assert five.map_partitions(lambda p: [len(list(p))]).compute(**run) == [2, 1, 1, 0, 0]
+    assert five.compute(**run) == want
 
 
 def test_a_glob_too_large_for_every_footer_packs_by_listing_and_tasks_read_footers(tmp_path):
@@ -310,10 +315,18 @@ def test_on_s3_planning_reads_only_footers_with_ranged_gets(s3_endpoint, s3_url,
             patch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)      # planning's S3 requests go through it
             b = db.read_parquet(f"{s3_url}/in/*.parquet")
             planned = parquet_splits.plan(b.expr, settings_for(workers=2))
+            seen = list(proxy.seen)
+            # a task's read of a row-group range: the footer, then the range's column chunks coalesced
+            proxy.seen.clear()
+            store_url, key, size = b.expr.files[0]
+            ctx = types.SimpleNamespace(task=0, where="")
+            part = tables.ReadParquetSplit([[(store_url, key, size, tables.ROWS, 2, 5)]])(ctx)
+            task_gets = [s for s in proxy.seen if s[0] == "GET" and "/in/f" in s[1]]
         assert "6 files" in planned.label and "60 row groups" in planned.label
-        seen = list(proxy.seen)
     finally:
         proxy.close()
+    assert part.to_pylist() == pq.read_table(local[0]).slice(4_000, 6_000).to_pylist()
+    assert len(task_gets) <= 3 and sum(n for *_, n in task_gets) < size / 2, task_gets
     gets = [(path, rng, n) for method, path, rng, n in seen if method == "GET" and "/in/f" in path]
     assert not [s for s in seen if s[0] == "HEAD" and "/in/" in s[1]]     # sizes came with the listing
     assert sorted({re.search(r"f\d\.parquet", p).group() for p, _, _ in gets}) == sorted(sizes)

@@ -205,10 +205,12 @@ class ReadParquetSplit:
             return None
         source = open_parquet(store_url, key, size)
         whole = kind == ROWS and lo == 0 and hi is None
-        if whole and self.columns is None and not isinstance(source, str):
-            source = pa.BufferReader(open_store(store_url).get(key))  # whole file, every column: one GET
         try:
-            pf = pq.ParquetFile(source)
+            if whole and self.columns is None and not isinstance(source, str):
+                source = pa.BufferReader(open_store(store_url).get(key))  # whole file, every column: one GET
+            # pre_buffer: the column chunks of a row-group range are read in coalesced ranged GETs
+            # (2 instead of 19 for 3 row groups of 6 columns), not one GET per chunk
+            pf = pq.ParquetFile(source, pre_buffer=True)
         except (FileNotFoundError, MissingKey):
             raise FileNotFoundError(f"read_parquet: no such file {display(store_url, key)!r}") from None
         except pa.ArrowInvalid as exc:
