@@ -83,6 +83,30 @@ def test_byte_ranges_that_tile_a_file_read_each_row_group_once(sizes, cuts):
     assert read == list(range(len(sizes)))
 
 
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 50 * MiB), min_size=1, max_size=40), ratio=st.floats(0.05, 8),
+       workers=st.integers(1, 32), nparts=st.none() | st.integers(1, 60))
+def test_without_footers_each_file_is_whole_or_tiled_by_byte_ranges_in_order(sizes, ratio, workers, nparts):
+    files = [("file:///", f"d/f{i}", size) for i, size in enumerate(sizes)]
+    expr = types.SimpleNamespace(nparts=nparts, estimated_bytes=lambda size: int(size * ratio))
+    planned = parquet_splits._from_listing(expr, files, settings_for(workers))
+    assert nparts is None or len(planned.splits) == nparts
+    assert abs(planned.total_bytes - sum(int(size * ratio) for size in sizes)) <= 1
+    assert planned.task_bytes <= planned.total_bytes
+    pieces = [p for split in planned.splits for p in split]
+    real = [p for p in pieces if p[3] == tables.BYTES or p[5] is None]   # not an empty split's filler (rows 0..0)
+    assert list(dict.fromkeys(p[1] for p in real)) == [f[1] for f in files]
+    assert all(p[4] < p[5] for p in real if p[3] == tables.BYTES)
+    for _, key, size in files:
+        mine = [p for p in real if p[1] == key]
+        if len(mine) == 1 and mine[0][3] == tables.ROWS:
+            assert mine[0][4:] == (0, None)                     # the whole file: its footer says which groups
+            continue
+        assert all(p[3] == tables.BYTES for p in mine)
+        assert mine[0][4] == 0 and mine[-1][5] == size        # ranges tile the file, in order
+        assert all(a[5] == b[4] for a, b in zip(mine, mine[1:]))
+
+
 def test_the_midpoints_of_a_real_file_lie_inside_their_row_groups(tmp_path):
     path = tmp_path / "r.parquet"
     write_ragged(path, [50, 0, 7, 900, 3])

@@ -150,32 +150,43 @@ def _from_listing(expr, files: list[tuple], settings: dict) -> ParquetSplits:
     est = [expr.estimated_bytes(size) for _, _, size in files]
     total = sum(est)
     if expr.nparts is not None:
-        per = -(-expr.nparts // len(files))   # with fewer files than splits, cut each into ranges
+        per = -(-expr.nparts // len(files))   # with fewer files than splits, cut each into byte ranges
         units, weights = [], []
-        for f, e in enumerate(est):
-            step = max(1, -(-e // per))
-            for start in range(0, max(e, 1), step):
-                units.append((f, start, min(start + step, e)))
-                weights.append(min(start + step, e) - start)
-        groups = [g or [(0, 0, 0)] for g in balanced(units, weights, expr.nparts)]
+        for f, (_, _, size) in enumerate(files):
+            step = max(1, -(-size // per))
+            for start in range(0, max(size, 1), step):
+                end = min(start + step, size)
+                units.append((f, start, end))
+                weights.append(est[f] * (end - start) // size if size else 0)
+        groups = balanced(units, weights, expr.nparts)
+        sizes = [sum(est[f] * (hi - lo) // files[f][2] for f, lo, hi in g if files[f][2]) for g in groups]
+        splits = [[_stored_piece(files[f], lo, hi) for f, lo, hi in g] for g in groups]
     else:
         scaled = [(str(f), "", e, None) for f, e in enumerate(est)]   # pack_files on decoded bytes
         target = sizing.split_target(total, len(files), settings)
         groups = [[(int(p[0]), p[2], p[3]) for p in split] for split in sizing.pack_files(scaled, target)]
-    splits = [[_bytes_piece(files[f], lo, hi, est[f]) for f, lo, hi in g] for g in groups]
-    sizes = [sum(hi - lo for _, lo, hi in g) for g in groups]
-    how = _how(len(files), splits, expr.nparts, total, all(len(s) == 1 and s[0][3] == ROWS for s in splits))
+        sizes = [sum(hi - lo for _, lo, hi in g) for g in groups]
+        splits = [[_stored_piece(files[f], *_to_stored(lo, hi, est[f], files[f][2])) for f, lo, hi in g]
+                  for g in groups]
+    # An empty split reads the first file's footer and no row group (rows 0..0): a table of its schema.
+    splits = [split or [(*files[0], ROWS, 0, 0)] for split in splits]
+    how = _how(len(files), splits, expr.nparts, total, all(len(s) == 1 and s[0][5] is None for s in splits))
     return ParquetSplits(splits, f"read_parquet({_files(files)}, footers read by the tasks, {how})",
                          max(sizes, default=0), total)
 
 
-def _bytes_piece(file: tuple, lo: int, hi: int, est: int) -> tuple:
-    """The piece of ``file`` whose decoded bytes [lo, hi) of ``est`` were packed, in stored bytes."""
+def _to_stored(lo: int, hi: int, est: int, size: int) -> tuple[int, int]:
+    """Decoded bytes [lo, hi) of a file estimated at ``est`` as stored bytes, in proportion (ends kept)."""
+    if est <= 0:
+        return 0, size
+    return (0 if lo == 0 else size * lo // est), (size if hi >= est else size * hi // est)
+
+
+def _stored_piece(file: tuple, start: int, end: int) -> tuple:
+    """The piece of ``file`` of stored bytes [start, end): the whole file, or a byte range (footer read by the task)."""
     store_url, key, size = file
-    if lo == 0 and hi >= est:
+    if start == 0 and end >= size:
         return (store_url, key, size, ROWS, 0, None)
-    start = 0 if lo == 0 else size * lo // est
-    end = size if hi >= est else size * hi // est
     return (store_url, key, size, BYTES, start, end)
 
 
