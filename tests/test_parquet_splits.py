@@ -196,6 +196,17 @@ def test_records_match_pyarrow_whatever_the_layout(tmp_path, run, shape, columns
         assert got == sorted(r["a"] for r in reference(paths, columns))
 
 
+def test_files_differing_only_in_columns_not_read_share_splits(tmp_path):
+    for i in range(24):
+        extra = {"only_here": [i]} if i % 2 else {}
+        pq.write_table(pa.table({"a": [i], **extra}), tmp_path / f"p{i}.parquet")
+    s = settings_for(workers=1)
+    assert len(parquet_splits.plan(db.read_parquet(str(tmp_path / "*.parquet")).expr, s).splits) == 24
+    projected = db.read_parquet(str(tmp_path / "*.parquet"), columns=["a"])
+    assert len(parquet_splits.plan(projected.expr, s).splits) <= 2 * sizing.SPLITS_PER_WORKER
+    assert projected.pluck("a").compute(storage=f"file://{tmp_path}/store", progress=False) == list(range(24))
+
+
 def test_plan_shapes_follow_the_bytes(tmp_path):
     s = settings_for(workers=2)
     for shape in SHAPES:
@@ -244,6 +255,10 @@ def test_files_of_different_schemas_keep_their_own_fields(tmp_path, run):
     assert db.read_parquet(str(tmp_path / "*.parquet")).compute(**run) == want
     assert db.read_parquet(str(tmp_path / "*.parquet"), npartitions=1).compute(**run) == want
     # more partitions than row groups: the last ones are empty, and still tables of a file's schema
+    # to_parquet of a split over both schemas writes one file of both columns (nulls where a file had none)
+    out = db.read_parquet(str(tmp_path / "*.parquet"), npartitions=1).to_parquet(str(tmp_path / "out"))
+    assert len(out) == 1 and pq.read_table(out[0]).to_pylist() == [
+        {"x": 1, "y": None}, {"x": 2, "y": None}, {"x": None, "y": "a"}, {"x": 3, "y": None}]
     five = db.read_parquet(str(tmp_path / "*.parquet"), npartitions=5)
     assert five.map_partitions(lambda p: [len(list(p))]).compute(**run) == [2, 1, 1, 0, 0]
     assert five.compute(**run) == want

@@ -105,8 +105,8 @@ def plan(expr, settings: dict) -> ParquetSplits | None:
     if skip and "files" not in expr.__dict__:
         return None
     files = expr.files
-    if skip and "footers" not in expr.__dict__ and not (
-            not expr.footers_at_plan and "listing_model" in expr.__dict__):
+    sized = "footers" in expr.__dict__ or ("listing_model" in expr.__dict__ and not expr.footers_at_plan)
+    if skip and not sized:   # a compute() before has listed the files but not read what sizes them
         return None
     if expr.footers_at_plan:
         return _from_footers(expr, files, settings)
@@ -121,8 +121,7 @@ def _from_footers(expr, files: list[tuple], settings: dict) -> ParquetSplits:
         units = [(f, g, g + 1) for f, ws in enumerate(weights) for g in range(len(ws))]
         groups = balanced(units, [w for ws in weights for w in ws], expr.nparts)
     else:
-        schemas = [None if m is None else m.schema.to_arrow_schema() for m in footers]
-        keys = [None if s is None else (tuple(s.names), tuple(map(str, s.types))) for s in schemas]
+        keys = [_schema_key(m, expr.columns) for m in footers]
         groups = pack(weights, sizing.split_target(total, len(files), settings), keys)
     # An empty split still reads one file's empty selection: its table keeps the schema.
     empty = next((f for f, m in enumerate(footers) if m is not None), 0)
@@ -134,6 +133,15 @@ def _from_footers(expr, files: list[tuple], settings: dict) -> ParquetSplits:
     rgs = sum(nrg)
     label = (f"read_parquet({_files(files)}, {rgs:,} row group{'s' if rgs != 1 else ''} {how})")
     return ParquetSplits(splits, label, max(sizes, default=0), total)
+
+
+def _schema_key(footer, columns) -> tuple | None:
+    """What the table read from a file looks like (names and types of the columns read): splits never mix two."""
+    if footer is None:
+        return None
+    schema = footer.schema.to_arrow_schema()
+    fields = [schema.field(c) for c in columns if c in schema.names] if columns else list(schema)
+    return tuple((f.name, str(f.type)) for f in fields)
 
 
 def _rows_piece(file: tuple, lo: int, hi: int, nrg: int) -> tuple:
