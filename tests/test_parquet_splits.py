@@ -53,6 +53,12 @@ def test_packing_covers_every_row_group_exactly_once_in_order(weights, target, s
         cost = sum(sum(weights[f][lo:hi]) + (sizing.OPEN_COST if lo == 0 else 0) for f, lo, hi in split)
         one_group = len(split) == 1 and split[0][2] - split[0][1] == 1
         assert cost <= target or one_group        # only a lone row group may exceed the target
+    if schemas is None:   # greedy: a split closed only because the next row group did not fit
+        costs = [sum(sum(weights[f][lo:hi]) + (sizing.OPEN_COST if lo == 0 else 0) for f, lo, hi in split)
+                 for split in groups]
+        for k in range(len(groups) - 1):
+            f, lo, _ = groups[k + 1][0]
+            assert costs[k] + weights[f][lo] + (sizing.OPEN_COST if lo == 0 else 0) > target
 
 
 @settings(max_examples=300, deadline=None)
