@@ -12,6 +12,7 @@ import io
 import itertools
 
 from ..errors import FieldError, MissingKey
+from ..runtime.prefetch import Prefetcher
 from ..runtime.storage import open_store
 from ..runtime.storage.paths import display
 
@@ -93,16 +94,14 @@ def parquet_metadata(store_url: str, key: str, size: int | None = None):
 MAX_PLAN_FOOTERS = 1_000
 SAMPLE_FOOTERS = 16
 #: Footers read at once from a remote store: each is a request or two of latency, not of bandwidth.
-FOOTER_THREADS = 16
+_footer_reader = Prefetcher(16, "gw-footer")
 
 
 def read_footers(files: list[tuple]) -> list:
-    """The footers of ``files`` ((store URL, key, size) as listed), in order, read in parallel (bounded)."""
-    import concurrent.futures
-    if all(f[0].startswith("file://") for f in files) or len(files) < 2:
+    """The footers of ``files`` ((store URL, key, size) as listed), in order, 16 at a time from remote stores."""
+    if all(f[0].startswith("file://") for f in files):
         return [parquet_metadata(*f) for f in files]
-    with concurrent.futures.ThreadPoolExecutor(min(FOOTER_THREADS, len(files)), "gw-footer") as pool:
-        return list(pool.map(lambda f: parquet_metadata(*f), files))
+    return _footer_reader.map(lambda f: parquet_metadata(*f), files)
 
 
 def _selects(path: str, columns) -> bool:
