@@ -28,7 +28,6 @@ from ..tasks.tables import WriteParquet
 from ..tasks.text_io import WriteText, output_targets
 
 no_default = t.no_default
-DEFAULT_NPARTITIONS = 8
 
 
 def _check_npartitions(n, what: str, allow_none: bool = True):
@@ -303,14 +302,20 @@ class Item(Bag):
 
 # -- constructors ----------------------------------------------------------------------
 def from_sequence(seq: Iterable, partition_size: int | None = None, npartitions: int | None = None) -> Bag:
-    """A bag of the records of ``seq``, shipped to the tasks through storage."""
+    """A bag of the records of ``seq``, shipped to the tasks through storage.
+
+    Without ``npartitions`` or ``partition_size`` (which cut as dask does) the
+    planner chooses the count: a few partitions per worker, more if their
+    bytes need it, never more than there are records (sizing.sequence_partitions).
+    """
     seq = list(seq)
     _check_npartitions(npartitions, "from_sequence")
     if partition_size is not None:
         _check_npartitions(partition_size, "from_sequence partition_size")
         npartitions = max(1, math.ceil(len(seq) / partition_size))
-    n = npartitions or max(1, builtins.min(len(seq), DEFAULT_NPARTITIONS))
-    size = max(1, math.ceil(len(seq) / n))  # as dask: full partitions, the last one shorter
+    if npartitions is None:
+        return Bag(e.FromSequence(tuple(seq)))
+    size = max(1, math.ceil(len(seq) / npartitions))  # as dask: full partitions, the last one shorter
     parts = tuple(tuple(seq[i:i + size]) for i in builtins.range(0, len(seq), size)) or ((),)
     return Bag(e.FromData(parts))
 
@@ -372,12 +377,22 @@ def from_s3(urlpath, **kwargs) -> Bag:
     return read_text(urlpath, **kwargs)
 
 
-def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict") -> Bag:  # noqa: A002
-    """Records of parquet files, one partition per file: dicts, or tuples with format='tuple'."""
+def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict",  # noqa: A002
+                 npartitions: int | None = None) -> Bag:
+    """Records of parquet files: dicts, or tuples with format='tuple'.
+
+    The planner reads the files' footers and packs their row groups into
+    splits by size: small files share a split, a file of many row groups
+    spreads over several (planner/parquet_splits.py). ``npartitions`` cuts
+    the row groups into that many splits of about equal bytes instead.
+    """
     if format not in ("dict", "tuple"):
         raise ValueError(f"read_parquet: format must be 'dict' or 'tuple', got {format!r}")
+    if isinstance(columns, str):
+        raise TypeError(f"read_parquet: columns must be a list of column names, got the string {columns!r}")
     return Bag(e.ReadParquet(urlpath if isinstance(urlpath, str) else tuple(urlpath),
-                             tuple(columns) if columns else None, format == "tuple"))
+                             tuple(columns) if columns else None, format == "tuple",
+                             _check_npartitions(npartitions, "read_parquet")))
 
 
 def from_arrow(tables, format: str = "dict") -> Bag:  # noqa: A002

@@ -14,8 +14,8 @@ import math
 from typing import Callable
 
 from ..logical import offline
-from ..logical.bag import (FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
-                           Repartition, Shuffle, Sort, TreeReduce, describe_op)
+from ..logical.bag import (FromArrow, FromData, FromSequence, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet,
+                           ReadText, Repartition, Shuffle, Sort, TreeReduce, describe_op)
 from ..logical.expr import Expr
 from ..runtime import codec
 from ..runtime.plan import BROADCAST, GATHER, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SHUFFLE, Adaptive, Edge, Stage
@@ -24,7 +24,7 @@ from ..tasks import sort as srt
 from ..tasks import tables as tb
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
 from ..tasks.text_io import ReadTextBlock
-from . import adaptive, edges, exchange, memory, shuffle_medium, sizing
+from . import adaptive, edges, exchange, memory, parquet_splits, shuffle_medium, sizing
 from .build import PlanBuilder
 from .explain import human_bytes
 
@@ -101,6 +101,8 @@ class BagLowering(PlanBuilder):
             data = self.ship(expr.name, [list(p) for p in expr.partitions], codec.nbytes_estimate)
             return self._source(data, len(data), f"from_sequence({human_bytes(data.offsets[-1])})",
                                 max(map(data.nbytes, range(len(data)))), data.offsets[-1])
+        if isinstance(expr, FromSequence):
+            return self._from_sequence(expr)
         if isinstance(expr, FromArrow):
             data = self.ship(expr.name, expr.tables, lambda table: table.nbytes)
             return dataclasses.replace(
@@ -121,17 +123,7 @@ class BagLowering(PlanBuilder):
             return self._source(ReadTextBlock(splits, expr.encoding, expr.errors), len(splits),
                                 sizing.describe(expr.files, splits), max(sizes, default=0), sum(sizes))
         if isinstance(expr, ReadParquet):
-            if expr.size_unread:
-                self.note_unlisted(expr.urlpath)
-            files = [] if expr.unlisted else expr.files
-            largest = None
-            if "footers" in expr.__dict__:  # sized only when already read: the model adds no I/O
-                largest = max((sum(m.row_group(g).total_byte_size for g in range(m.num_row_groups))
-                               for m in expr.footers), default=0)
-            out = self._source(tb.ReadParquetTable(files, expr.columns), expr.npartitions,
-                               f"read_parquet({expr.npartitions} files{', size unknown' if expr.size_unread else ''})",
-                               largest, None)
-            return dataclasses.replace(out, table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
+            return self._read_parquet(expr)
         if isinstance(expr, Persisted):
             self.add(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
                            external={"store": expr.store, "job": expr.job}))
@@ -150,6 +142,29 @@ class BagLowering(PlanBuilder):
         if isinstance(expr, HashJoin):
             return self._hash_join(expr)
         raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the expression first")
+
+    def _from_sequence(self, expr: FromSequence) -> Pending:
+        """The records cut into as many partitions as sizing.sequence_partitions says, sizes within one."""
+        items = expr.items
+        nbytes = expr.projected_bytes
+        n, why = sizing.sequence_partitions(nbytes, len(items), self.settings)
+        q, r = divmod(len(items), n)
+        cuts = [i * q + min(i, r) for i in range(n + 1)]
+        data = self.ship(expr.name, [list(items[a:b]) for a, b in zip(cuts, cuts[1:])], codec.nbytes_estimate)
+        label = f"from_sequence({len(items):,} records, {human_bytes(data.offsets[-1])}, in {n:,} partitions: {why})"
+        return self._source(data, len(data), label, max(map(data.nbytes, range(len(data)))), data.offsets[-1])
+
+    def _read_parquet(self, expr: ReadParquet) -> Pending:
+        """Row groups packed into splits by their decoded bytes (planner/parquet_splits.py)."""
+        planned = parquet_splits.plan(expr, self.settings)
+        if planned is None:  # explain(): the splits are cut when compute() lists the files and reads footers
+            self.note_unlisted(expr.urlpath)
+            n, label = parquet_splits.unlisted(expr)
+            out = self._source(tb.ReadParquetSplit([], expr.columns), n, label, None, None)
+        else:
+            out = self._source(tb.ReadParquetSplit(planned.splits, expr.columns), len(planned.splits),
+                               planned.label, planned.task_bytes, planned.total_bytes)
+        return dataclasses.replace(out, table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
 
     @staticmethod
     def _source(read, n: int, label: str, task_bytes: int | None, source_bytes: int | None) -> Pending:

@@ -74,7 +74,12 @@ def text_splits(files: list[tuple], blocksize: int | None, files_per_partition: 
     if files_per_partition is not None:
         return [[_whole(f) for f in files[i:i + files_per_partition]]
                 for i in range(0, len(files), files_per_partition)]
-    target = split_target(sum(f[2] for f in files), len(files), settings)
+    return pack_files(files, split_target(sum(f[2] for f in files), len(files), settings))
+
+
+def pack_files(files: list[tuple], target: int) -> list[list[tuple]]:
+    """Files ``(store URL, key, size, compression)`` packed into splits of about ``target`` bytes, big plain
+    files cut into equal blocks of their own (none over the target): the pieces of each split, in order."""
     splits: list[list[tuple]] = []
     current: list[tuple] = []
     filled = 0
@@ -136,3 +141,28 @@ def unlisted_text(urlpath, blocksize, files_per_partition, compression) -> tuple
     if blocksize is not None and all(infer_compression(p, compression) for p in paths):
         return n, label
     return offline.UNKNOWN, label
+
+
+def sequence_partitions(nbytes: int, nitems: int, settings: dict) -> tuple[int, str]:
+    """(partition count, why) for ``nitems`` records the driver holds, about ``nbytes`` encoded (from_sequence).
+
+    Records handed to from_sequence are often work to do (paths, parameters)
+    rather than data, so their bytes set only the floor of parallelism: a few
+    partitions per worker (one per Lambda invocation the backend may run at
+    once), more when the bytes need them to stay within split_target's cap,
+    and never more than one record per partition.
+    """
+    if nitems <= 0:
+        return 1, "no records"
+    workers = planned_workers(settings)
+    per_worker = 1 if settings.get("backend") == "lambda" else SPLITS_PER_WORKER
+    busy = workers * per_worker
+    cap = split_target(nbytes, 1, settings)
+    by_bytes = -(-nbytes // cap)
+    if by_bytes > busy:
+        n, why = by_bytes, f"at most {human_bytes(cap)} each"
+    else:
+        n, why = busy, f"{per_worker} per worker" if per_worker > 1 else "one per worker"
+    if n >= nitems:
+        return nitems, "one record each"
+    return n, why
