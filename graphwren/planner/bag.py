@@ -29,8 +29,8 @@ from .build import PlanBuilder
 from .explain import human_bytes
 
 DEFAULT_SPLIT_EVERY = 16
-SMALLER_TASKS = ("use more, smaller partitions (a smaller read_text blocksize=, more files, "
-                 "or npartitions= on the shuffle)")
+SMALLER_TASKS = ("use more, smaller partitions (a smaller read_text blocksize=, npartitions= on "
+                 "read_parquet, from_sequence or the shuffle, or more files)")
 
 
 @dataclasses.dataclass
