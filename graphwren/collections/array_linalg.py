@@ -48,7 +48,10 @@ def dot(a, b) -> Array:
     b_nd = b.ndim if hasattr(b, "ndim") else np.ndim(b)
     if a_nd == 0 or b_nd == 0:
         return elemwise(operator.mul, a, b, name="mul")
-    return matmul(a, b)
+    if a_nd <= 2 and b_nd <= 2:
+        return matmul(a, b)
+    # numpy: the last axis of a against the second-to-last of b (its only one when 1-d), no broadcasting
+    return tensordot_nd(a, b, ([a_nd - 1], [max(b_nd - 2, 0)]))
 
 
 def tensordot(a, b, axes=2) -> Array:
