@@ -90,6 +90,11 @@ ENTRY_POINTS = [
     ("dot", lambda x: np.dot(x, x.T), 2),
     ("tensordot-full", lambda x: np.tensordot(x, x, axes=x.ndim), 1),
     ("einsum", lambda x: np.einsum("ij,kj->ik", x, x), 2),
+    ("flip", lambda x: np.flip(x, axis=0), 1),
+    ("broadcast_to", lambda x: np.broadcast_to(x, (2,) + x.shape), 0),
+    ("count_nonzero", lambda x: np.count_nonzero(x > 1.0, axis=0), 1),
+    ("trace", lambda x: np.trace(x), 2),
+    ("astype", lambda x: np.astype(x, np.float32), 0),
     ("zeros_like", lambda x: np.zeros_like(x), 0),
     ("full_like", lambda x: np.full_like(x, 7.0), 0),
 ]

@@ -84,7 +84,7 @@ EXPORTS.update(array_numpy.ELEMWISE)
 EXPORTS.update(array_numpy.REDUCTIONS)
 EXPORTS.update({n: getattr(array_numpy, n) for n in (
     "where", "clip", "isclose", "allclose", "nan_to_num", "vecdot", "matvec", "vecmat", "argmin", "argmax",
-    "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp")})
+    "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace")})
 EXPORTS.update({"round": array_numpy.round_, "around": array_numpy.round_, "divmod": divmod_})
 EXPORTS.pop("tensordot_nd", None)
 EXPORTS.pop("batched_matmul", None)
@@ -106,7 +106,10 @@ array_numpy.HANDLED.update({f: impl for f, impl in [
         "argmin", "argmax", "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "where", "clip", "isclose",
         "allclose", "nan_to_num", "reshape", "ravel", "squeeze", "expand_dims", "atleast_1d", "atleast_2d",
         "swapaxes", "moveaxis", "transpose", "concatenate", "stack", "hstack", "vstack", "take", "einsum",
-        "full_like", "zeros_like", "ones_like", "empty_like", "vecdot", "matvec", "vecmat")],
+        "full_like", "zeros_like", "ones_like", "empty_like", "vecdot", "matvec", "vecmat", "flip", "fliplr",
+        "flipud", "broadcast_to", "count_nonzero", "trace")],
+    (_np_func("astype"), lambda x, dtype, /, *, copy=True, device=None: x.astype(dtype)),
+    (np.iscomplexobj, lambda x: x.dtype.kind == "c"), (np.isrealobj, lambda x: x.dtype.kind != "c"),
     (np.round, array_numpy.round_), (np.around, array_numpy.round_), (np.matmul, matmul), (np.dot, dot),
     (np.tensordot, tensordot),
     (np.shape, lambda a: a.shape), (np.ndim, lambda a: a.ndim),

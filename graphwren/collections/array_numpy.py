@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from .array_base import NO_IDENTITY, Array, ArrayError, cumulative, divmod_, elemwise, from_numpy, reduce
+from .array_blockwise import einsum
 from .array_linalg import dot, matmul
 
 #: Every elementwise numpy ufunc, by its numpy name (np.abs and np.absolute are both there).
@@ -333,13 +334,35 @@ def nancumprod(x, axis=None, dtype=None, out=None):
     return cumulative(_nan_as(x, 1), "cumprod", axis, dtype, out)
 
 
+def count_nonzero(a, axis=None, *, keepdims=False):
+    a = _as_array(a)
+    return reduce(elemwise(np.not_equal, a, 0, name="nonzero"), "sum", axis, keepdims, dtype=np.intp)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """numpy.trace (offset 0): the sum over the diagonal of two axes, as an einsum."""
+    a = _as_array(a)
+    if offset != 0 or out is not None:
+        raise NotImplementedError("trace: graphwren supports offset=0 and no out=")
+    if a.ndim < 2:
+        raise ValueError("trace: diag requires an array of at least two dimensions")
+    i, j = axis1 % a.ndim, axis2 % a.ndim
+    n = min(a.shape[i], a.shape[j])
+    a = a[tuple(slice(0, n) if d in (i, j) else slice(None) for d in range(a.ndim))]
+    letters = [chr(ord("a") + d) for d in range(a.ndim)]
+    letters[j] = letters[i]
+    rest = "".join(c for d, c in enumerate(letters) if d not in (i, j))
+    dtype = np.trace(np.ones((1, 1), a.dtype)).dtype if dtype is None else dtype   # int32 sums as int64
+    return einsum(f"{''.join(letters)}->{rest}", a.astype(dtype))
+
+
 def ptp(a, axis=None, out=None, keepdims=False):
     a = _as_array(a)
     return reduce(a, "max", axis, keepdims, out=out) - reduce(a, "min", axis, keepdims)
 
 
 __all__ = ["where", "clip", "round_", "isclose", "allclose", "nan_to_num", "vecdot", "matvec", "vecmat",
-           "argmin", "argmax", "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "UFUNCS", "ELEMWISE",
+           "argmin", "argmax", "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace", "UFUNCS", "ELEMWISE",
            "REDUCTIONS", "HANDLED", "NO_IDENTITY", "ArrayError", "divmod_", "dot"]
 
 HANDLED: dict = {}   # filled in by collections.array once every module is loaded (register_handled)

@@ -130,6 +130,38 @@ def transpose(a, axes=None) -> Array:
     return a.transpose() if axes is None else a.transpose(axes)
 
 
+def flip(m, axis=None) -> Array:
+    """numpy.flip: negative-step slices along ``axis`` (all axes when None)."""
+    m = asarray_like(m)
+    axes = range(m.ndim) if axis is None else [
+        _norm_axis(a, m.ndim, "flip") for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
+    return m[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(m.ndim))]
+
+
+def fliplr(m) -> Array:
+    return flip(m, 1)
+
+
+def flipud(m) -> Array:
+    return flip(m, 0)
+
+
+def broadcast_to(x, shape, chunks=None) -> Array:
+    """numpy.broadcast_to, as an elementwise op with an all-zeros array of ``shape`` (made in the tasks)."""
+    x = asarray_like(x)
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    try:
+        if np.broadcast_shapes(x.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast an array of shape {x.shape} to {shape}") from None
+    if x.shape == shape:
+        return x
+    from .array_base import elemwise
+    like = full(shape, 0, chunks="auto" if chunks is None else chunks, dtype=x.dtype)
+    return elemwise(np.add, x, like, name="broadcast_to") if x.dtype != bool else elemwise(np.logical_or, x, like)
+
+
 # ----------------------------------------------------------------------------- joining
 
 
@@ -256,4 +288,4 @@ def getitem(x: Array, index) -> Array:
 
 
 __all__ = ["reshape", "ravel", "squeeze", "expand_dims", "atleast_1d", "atleast_2d", "swapaxes", "moveaxis",
-           "transpose", "concatenate", "stack", "hstack", "vstack", "take", "ArrayError"]
+           "transpose", "flip", "fliplr", "flipud", "broadcast_to", "concatenate", "stack", "hstack", "vstack", "take", "ArrayError"]

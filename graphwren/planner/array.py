@@ -252,7 +252,12 @@ class ArrayLowering(PlanBuilder):
         if isinstance(e, (MatMul, MatMulSplit)):
             return memory.matmul_blocks(out, self._peak(e.a, False), self._peak(e.b, False))
         if isinstance(e, ReduceLevel):
-            return max(out + 2 * self._peak(e.x, False), 3 * out)
+            temps = 0
+            if e.first and e.how not in ("sum", "prod", "min", "max", "any", "all"):
+                # float64 temporaries of one input block: deviations (var), NaN masks and the
+                # masked copy (nan*), the transposed copy argmin/argmax searches
+                temps = 2 * e.x.block_nbytes() // max(1, e.x.dtype.itemsize) * 8
+            return max(out + 2 * self._peak(e.x, False) + temps, 3 * out)
         return 2 * out
 
 
