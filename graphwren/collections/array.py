@@ -5,7 +5,7 @@
 >>> C = (A @ A.T + 1.0) * 2
 >>> print(C.explain())      # stages, tasks, projected peak memory per task, bytes moved
 >>> c = C.compute()         # numpy.ndarray
->>> C.store("s3://bucket/C"); D = gw.array.load("s3://bucket/C")
+>>> C.to_zarr("s3://bucket/C"); D = gw.array.from_zarr("s3://bucket/C")
 
 This module assembles the API: the ``Array`` class and its core
 (``array_base``), and the modules built on it, one job each: numpy's
@@ -21,9 +21,9 @@ import builtins
 
 import numpy as np
 
-from . import array_blockwise, array_create, array_linalg, array_numpy, array_shape
-from .array_base import (Array, ArrayError, arange, compute, divmod_, elemwise, empty, from_numpy, full, load,
-                         ones, persist, zeros)
+from . import array_blockwise, array_create, array_linalg, array_numpy, array_shape, array_zarr
+from .array_base import (Array, ArrayError, arange, compute, divmod_, elemwise, empty, from_numpy, full, ones,
+                         persist, zeros)
 from .array_linalg import dot, matmul, tensordot
 from .array_random import random
 
@@ -74,11 +74,27 @@ Array.__rmatmul__ = lambda self, other: matmul(other, self)
 Array.dot = lambda self, other: dot(self, other)
 
 
+def _to_zarr(self, url, component=None, storage_options=None, overwrite=False, region=None, compute=True,
+             return_stored=False, compressors="auto", **settings):
+    """Write to a zarr v3 array at ``url`` (file://, s3://, redis://), one chunk per block, from the tasks."""
+    return array_zarr.to_zarr(self, url, component, storage_options, overwrite, region, compute, return_stored,
+                              compressors, **settings)
+
+
+def _store(self, url, **settings):
+    """The old name of ``to_zarr(url, overwrite=True)``."""
+    return array_zarr.store(self, url, **settings)
+
+
+Array.to_zarr = _to_zarr
+Array.store = _store
+
+
 # ----------------------------------------------------------------------------- the public names
 EXPORTS = {"Array": Array, "ArrayError": ArrayError, "from_numpy": from_numpy, "random": random, "zeros": zeros,
-           "ones": ones, "empty": empty, "full": full, "arange": arange, "load": load, "compute": compute,
+           "ones": ones, "empty": empty, "full": full, "arange": arange, "compute": compute,
            "persist": persist, "elemwise": elemwise, "matmul": matmul, "dot": dot, "tensordot": tensordot}
-for _mod in (array_create, array_shape, array_blockwise):
+for _mod in (array_create, array_shape, array_blockwise, array_zarr):
     EXPORTS.update({n: getattr(_mod, n) for n in _mod.__all__ if n != "ArrayError"})
 EXPORTS.update(array_numpy.ELEMWISE)
 EXPORTS.update(array_numpy.REDUCTIONS)

@@ -10,10 +10,10 @@ import this one; methods that need them are attached there.
 >>> C = (A @ A.T + 1.0) * 2
 >>> print(C.explain())      # stages, tasks, projected peak memory per task, bytes moved
 >>> c = C.compute()         # numpy.ndarray
->>> C.store("s3://bucket/C"); D = gw.array.load("s3://bucket/C")
+>>> C.to_zarr("s3://bucket/C"); D = gw.array.from_zarr("s3://bucket/C")
 
 Every method returns a new lazy ``Array``; nothing runs until ``compute()``
-or ``store()``. Blocks are generated or read by the tasks, never by the
+or ``to_zarr()``. Blocks are generated or read by the tasks, never by the
 driver (``from_numpy`` ships its array once, through the job's data object).
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import numbers
 import operator
-import uuid
 
 import numpy as np
 
@@ -32,11 +31,11 @@ from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, AxisReductio
                              Full, Held, Load, MatMul, PersistedArray, Random, Rechunk, Transpose, check_numeric,
                              infer_dtype)
 from ..logical.chunks import normalize_chunks
-from ..planner.outputs import Blocks, Partitions
+from ..planner.outputs import Blocks
 from ..tasks.blocks import HEADER_KEY, block_key, unravel
 from ..logical.expr import funcname
 
-__all__ = ["Array", "from_numpy", "zeros", "ones", "empty", "full", "arange", "load", "ArrayError", "compute",
+__all__ = ["Array", "from_numpy", "zeros", "ones", "empty", "full", "arange", "ArrayError", "compute", "load_legacy",
            "persist", "elemwise", "reduce", "cumulative", "divmod_", "scheduler_settings"]
 
 FORMAT = "graphwren.array"
@@ -133,30 +132,6 @@ class Array:
 
     def __setitem__(self, key, value):
         raise TypeError("graphwren arrays are immutable: build a new one (e.g. with gw.array.where)")
-
-    def store(self, url: str, **settings) -> dict:
-        """Write every block from the tasks to ``url`` plus a small JSON header; returns the header.
-
-        The driver never holds a block: each task writes its own, and only their
-        sizes come back.
-        """
-        from ..runtime.storage import open_store
-        settings = config.resolve(settings)
-        store = open_store(url)
-        for node in self.expr.walk():
-            if isinstance(node, Load) and node.url == store.url:
-                raise ArrayError(f"store({url!r}): the array reads its own target (load({url!r})); "
-                                 "store to another URL")
-        planned = planner.plan(self.expr, settings, target=store.url)
-        store.delete(HEADER_KEY)
-        store.delete("block/")
-        output = Partitions()
-        planner.execute(planned, settings, output, description=f"store {url}")
-        written = sum(n for part in output.value() for _, n in part)
-        header = {"format": FORMAT, "version": 1, "shape": list(self.shape), "dtype": self.dtype.str,
-                  "chunks": [list(c) for c in self.chunks], "token": uuid.uuid4().hex, "nbytes": written}
-        store.put(HEADER_KEY, json.dumps(header).encode())
-        return header
 
     def explain(self, **settings) -> str:
         """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task)."""
@@ -512,8 +487,8 @@ def arange(start, stop=None, step=1, chunks="auto", dtype=None) -> Array:
     return Array(Arange(start, step, size, normalize_chunks(chunks, (size,), dtype), dtype))
 
 
-def load(url: str) -> Array:
-    """The array stored at ``url`` by ``store``, lazily: its blocks stay in storage."""
+def load_legacy(url: str) -> Array:
+    """An array in graphwren's first format (``_array.json`` + codec blocks), lazily; new arrays are zarr."""
     from ..runtime.storage import open_store
     store = open_store(url)
     try:

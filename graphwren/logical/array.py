@@ -201,6 +201,19 @@ class Load(ArrayExpr):
         return f"Load({self.url}) -> {_shape_str(self)}"
 
 
+class ZarrSource(ArrayExpr):
+    """An array stored in zarr at ``url``; ``zchunks`` is zarr's chunk shape, ``token`` its metadata's hash."""
+
+    _parameters = ("url", "token", "shape_", "chunks_", "dtype_", "zchunks")
+    kind = "source"
+
+    def _meta(self):
+        return self.shape_, self.dtype_, self.chunks_
+
+    def _describe(self):
+        return f"ZarrSource({self.url}) -> {_shape_str(self)}"
+
+
 class PersistedArray(ArrayExpr):
     """Blocks an earlier job committed and kept (persist()): read through an edge to that job's stage."""
 

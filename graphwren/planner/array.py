@@ -18,11 +18,12 @@ task evaluates a small tree of picklable *kernels*:
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
 from ..logical.array import (Arange, ArrayExpr, Elemwise, Eye, FromNumpy, Full, GetItem, Linspace, Load, MatMul,
-                             MatMulSplit, PersistedArray, Random, Rechunk, ReduceLevel, Scan, Transpose, arg_value_dtype)
+                             MatMulSplit, PersistedArray, Random, Rechunk, ZarrSource, ReduceLevel, Scan, Transpose, arg_value_dtype)
 from ..logical.array_blockwise import Blockwise
 from ..logical.array_shape import BlockReshape, Concatenate, Take
 from ..logical.expr import funcname
@@ -34,6 +35,7 @@ from ..tasks.array_random import KRandom
 from ..tasks.array_reduce import KReduce
 from ..tasks.array_scan import KScan
 from ..tasks.array_shape import KConcat, KReshape, KTake
+from ..tasks.array_zarr import KZarrRead
 from ..tasks.blocks import chunk_offsets, unravel
 from . import edges, memory
 from .build import PlanBuilder
@@ -90,12 +92,15 @@ class ArrayLowering(PlanBuilder):
             inputs.append(edges.from_table(src, table, self._ntasks[src]))
         label = " + ".join(dict.fromkeys(reversed(labels))) or type(expr).__name__.lower()
         if target is not None:
-            label += f" -> store({target})"
+            label += f" -> to_zarr({target})"
         out_bytes = sum(expr.block_nbytes(unravel(t, expr.numblocks)) for t in range(ntasks))
         blocks = tuple(max(c) for c in expr.chunks) if expr.chunks else ()
         stage = Stage(self.name(type(expr).__name__.lower()), ntasks, BlockTask(kernel, expr.numblocks, target, label),
                       inputs, label=label, estimated_bytes=out_bytes if target is None else ntasks * 16,
-                      read_bytes=read_bytes, peak_memory=memory.array_task(self._peak(expr, root=True)))
+                      read_bytes=read_bytes,
+                      # a writing task also holds zarr's chunk buffer and its compressed copy
+                      peak_memory=memory.array_task(self._peak(expr, root=True)
+                                                    + (2 * expr.block_nbytes() if target is not None else 0)))
         if target is not None:
             stage.storage_note = f"blocks written to {target}"
         name = self.add(stage, f"use smaller chunks than {blocks} (e.g. half the block edge)")
@@ -127,6 +132,9 @@ class ArrayLowering(PlanBuilder):
         if isinstance(e, Load):
             labels.append(f"load({e.url})")
             return KLoad(e.url, e.chunks, e.dtype, e.name)
+        if isinstance(e, ZarrSource):
+            labels.append(f"from_zarr({e.url})")
+            return KZarrRead(e.url, e.chunks, e.dtype)
         if isinstance(e, PersistedArray):
             labels.append("persisted")
             if e.stage not in self._ntasks:
@@ -224,6 +232,8 @@ class ArrayLowering(PlanBuilder):
     def _peak(self, e: ArrayExpr, fused: bool = True, root: bool = False) -> int:
         """Projected bytes a task holds while computing one block of ``e`` (upper bound)."""
         out = e.block_nbytes()
+        if isinstance(e, ZarrSource):   # the block, and each zarr chunk it overlaps decoded then dropped
+            return out + 2 * math.prod(e.zchunks) * e.dtype.itemsize
         if e.kind == "source":
             return out
         if e.kind == "wide" and not root and not (fused and self.paths[e.name] <= 1):

@@ -326,7 +326,11 @@ class KMatMul(Kernel):
 
 
 class BlockTask:
-    """The stage function: evaluate this task's output block; or store it and return its size."""
+    """The stage function: evaluate this task's output block; or hand it to ``target`` and return its size.
+
+    ``target`` is None (the block returns to the driver) or a writer with
+    ``write(idx, block) -> bytes written`` (``tasks.array_zarr.ZarrWriter``).
+    """
 
     def __init__(self, kernel, numblocks, target=None, label=""):
         self.kernel, self.numblocks, self.target, self.label = kernel, numblocks, target, label
@@ -337,6 +341,4 @@ class BlockTask:
         out = np.asarray(self.kernel.compute(Env(ctx), idx))
         if self.target is None:
             return out
-        from ..runtime.storage import open_store
-        open_store(self.target).put(block_key(idx), codec.encode(out))
-        return [(ctx.task, int(out.nbytes))]
+        return [(ctx.task, self.target.write(idx, out))]
