@@ -21,7 +21,7 @@ import builtins
 
 import numpy as np
 
-from . import array_blockwise, array_create, array_linalg, array_numpy, array_shape, array_zarr
+from . import array_blockwise, array_create, array_decomp, array_linalg, array_numpy, array_shape, array_zarr
 from .array_base import (Array, ArrayError, arange, compute, divmod_, elemwise, empty, from_numpy, full, ones,
                          persist, zeros)
 from .array_linalg import dot, matmul, tensordot
@@ -102,6 +102,7 @@ EXPORTS.update({n: getattr(array_numpy, n) for n in (
     "where", "clip", "isclose", "allclose", "nan_to_num", "vecdot", "matvec", "vecmat", "argmin", "argmax",
     "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace")})
 EXPORTS.update({"round": array_numpy.round_, "around": array_numpy.round_, "divmod": divmod_})
+EXPORTS["linalg"] = array_decomp      # gw.array.linalg.qr, .svd, .cholesky, ...
 EXPORTS.pop("tensordot_nd", None)
 EXPORTS.pop("batched_matmul", None)
 
@@ -109,6 +110,14 @@ EXPORTS.pop("batched_matmul", None)
 # shadow builtins (sum, min, round...) stay in EXPORTS only: graphwren/array.py publishes them.
 globals().update({n: f for n, f in EXPORTS.items() if not hasattr(builtins, n) and n not in globals()})
 __all__ = sorted(n for n in EXPORTS if not hasattr(builtins, n)) + ["EXPORTS"]
+
+
+def _np_svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """numpy.linalg.svd: the reduced SVD only (a full U of a tall array would be m x m)."""
+    if full_matrices and a.shape[0] != a.shape[1]:
+        raise NotImplementedError("numpy.linalg.svd: graphwren computes the reduced SVD; pass full_matrices=False")
+    u, s, vt = array_decomp.svd(a)
+    return (u, s, vt) if compute_uv else s
 
 
 def _np_func(name):
@@ -133,6 +142,10 @@ array_numpy.HANDLED.update({f: impl for f, impl in [
     (np.copy, lambda a, order="K", subok=False: a),
     (np.real, lambda val: val.real), (np.imag, lambda val: val.imag),
     (np.result_type, lambda *a: np.result_type(*[x.dtype if isinstance(x, Array) else x for x in a])),
+    (np.linalg.qr, lambda a, mode="reduced": array_decomp.qr(a, mode)),
+    (np.linalg.svd, _np_svd), (np.linalg.cholesky, lambda a, /, *, upper=False: array_decomp.cholesky(a, not upper)),
+    (np.linalg.solve, array_decomp.solve), (np.linalg.inv, array_decomp.inv),
+    (np.linalg.lstsq, array_decomp.lstsq), (np.linalg.norm, array_decomp.norm),
     (np.outer, lambda a, b, out=None: array_numpy.array_ufunc(
         np.multiply, "outer", (array_shape.ravel(a), array_shape.ravel(b)), {})),
 ] if f is not None})

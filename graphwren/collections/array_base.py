@@ -74,6 +74,11 @@ class Array:
         return (f"graphwren.Array<{self.expr.name}, shape={self.shape}, dtype={self.dtype}, "
                 f"chunks={tuple(max(c) if c else 0 for c in self.chunks)}, blocks={self.numblocks}>")
 
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(self.shape[0]))   # lazy rows, as numpy iterates the first axis
+
     def __bool__(self):
         raise TypeError("the truth value of a lazy graphwren array is unknown until compute()")
 

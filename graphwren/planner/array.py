@@ -24,10 +24,12 @@ import numpy as np
 
 from ..logical.array import (Arange, ArrayExpr, Elemwise, Eye, FromNumpy, Full, GetItem, Linspace, Load, MatMul,
                              MatMulSplit, PersistedArray, Random, Rechunk, ZarrSource, ReduceLevel, Scan, Transpose, arg_value_dtype)
+from ..logical.array_blockgraph import BlockGraph
 from ..logical.array_blockwise import Blockwise
 from ..logical.array_shape import BlockReshape, Concatenate, Take
 from ..logical.expr import funcname
 from ..runtime.plan import Stage
+from ..tasks.array_blockgraph import KBlockGraph
 from ..tasks.array_blockwise import KBlockwise
 from ..tasks.array_kernels import (BlockTask, KArange, KElemwise, KEye, KFromData, KFull, KGetItem, KLinspace, KLoad,
                                    KMatMul, KRechunk, KStageRef, KTranspose, Kernel)
@@ -200,6 +202,9 @@ class ArrayLowering(PlanBuilder):
         if isinstance(e, Take):
             labels.append(f"take[axis={e.axis}]")
             return KTake(sub(e.x), e.index.array, e.axis, e.x.chunks, e.chunks, e.dtype)
+        if isinstance(e, BlockGraph):
+            labels.append(e.label or funcname(e.func))
+            return KBlockGraph(e.func, [sub(a) for a in e.args], e.table, e.numblocks, e.chunks, e.dtype)
         if isinstance(e, Blockwise):
             labels.append(funcname(e.func))
             args = []
@@ -246,6 +251,9 @@ class ArrayLowering(PlanBuilder):
                     peak = max(peak, held + self._peak(a, fused and a.name in ident))
                     held += a.block_nbytes()
             return max(peak, held + out) + out   # result + encoder copy
+        if isinstance(e, BlockGraph):  # the blocks func holds, one prefetched, the result and its encoded copy
+            biggest = max((self._peak(a, False) for a in e.args), default=0)
+            return (e.held + 1) * biggest + 2 * out
         if isinstance(e, Blockwise):   # every argument's block, then the result and its encoded copy
             held = sum(self._peak(a, a.name in ident) for a in e.args if isinstance(a, ArrayExpr))
             return held + 2 * out
