@@ -47,8 +47,21 @@ def test_tsqr_stages_have_much_parallelism_early_and_one_task_late():
     stages = _stages(q)
     assert [n for _, n in stages] == [8, 1, 8]
     assert "tsqr: QR of each of 8 row blocks" in stages[0][0]
-    assert "tsqr: QR of 8 stacked R factors" in stages[1][0]
+    assert "tsqr: QR of 8 stacked R factors in 1 tasks" in stages[1][0]
     assert "tsqr: QR of 8 stacked R factors" in q.explain()
+
+
+def test_tsqr_tree_matches_numpy():
+    x = np.random.default_rng(9).standard_normal((230, 4))
+    X = da.from_array(x, chunks=(10, 4))                    # 23 blocks: levels of 3 -> 8 -> 3 -> 1 tasks
+    q, r = la.qr(X, split_every=3)
+    assert [n for _, n in _stages(q)] == [23, 8, 3, 1, 23]
+    Q, R = _one_job(q, r)
+    np.testing.assert_allclose(Q @ R, x, atol=1e-10)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(4), atol=1e-10)
+    np.testing.assert_allclose(abs(R), abs(np.linalg.qr(x)[1]), atol=1e-10)
+    with pytest.raises(ArrayError, match="split_every"):
+        la.qr(X, split_every=1)
 
 
 def test_svd_and_svd_compressed():
@@ -135,8 +148,9 @@ def test_lstsq_and_norm():
 
 def test_linalg_stages_are_checked_against_the_memory_bound():
     X = da.zeros((2**20, 2048), chunks=(4096, 2048))      # per-block QRs fit; stacking 256 R factors does not
-    with pytest.raises(ProjectedMemoryError, match="tsqr: QR of 256 stacked R factors"):
-        la.qr(X)[1].explain(max_task_memory=1024**3)
+    with pytest.raises(ProjectedMemoryError, match="tsqr: QR of 256 stacked R factors in 1 tasks"):
+        la.qr(X, split_every=256)[1].explain(max_task_memory=1024**3)
+    la.qr(X, split_every=4)[1].explain(max_task_memory=1024**3)   # a tree of 4 per task fits
     big = da.eye(16384, chunks=8192)                       # 512 MiB blocks: a trailing update holds four
     with pytest.raises(ProjectedMemoryError, match="cholesky"):
         la.cholesky(big).explain(max_task_memory=2 * 1024**3)

@@ -2,9 +2,10 @@
 
 * ``qr`` is TSQR (tall-skinny: one block of columns, each row block at least
   as tall as the array is wide): a stage of per-block QRs (one task per row
-  block), one task that QRs the stacked R factors, and a stage multiplying
-  each block's Q by its piece of that second Q. Much parallelism early,
-  one task late, as numpywren observed.
+  block), a tree of stages that QR the stacked R factors (``split_every``
+  per task, down to one task at the root), and a stage multiplying
+  each block's Q by its pieces of the tree's Qs. Much parallelism early,
+  few tasks late, as numpywren observed.
 * ``svd`` is TSQR then the SVD of the small R (one task); ``svd_compressed``
   is the randomized range finder over TSQR.
 * ``cholesky`` is right-looking and blocked: for each block column k, one
@@ -65,14 +66,22 @@ def _stack_r(n, idx, blocks):
     return np.concatenate([q, r])
 
 
-def _q_times(n, rows, idx, blocks):
-    s1, s2 = blocks
-    i = idx[0]
-    return s1[:rows[i]] @ s2[i * n:(i + 1) * n]
+def _q_times(n, rows, split, idx, blocks):
+    """Q of row block i: its own Q times its n x n piece of each level's Q, leaf to root."""
+    it = iter(blocks)
+    q = next(it)[:rows[idx[0]]]
+    piece, pos = None, idx[0]
+    for level in it:
+        p = pos % split
+        part = level[p * n:(p + 1) * n]
+        piece = part if piece is None else piece @ part
+        pos //= split
+    return q @ piece
 
 
-def tsqr(a, compute_svd=False):
-    """Q, R of a tall-skinny array (dask's tsqr): three stages, the middle one a single task."""
+def tsqr(a, compute_svd=False, split_every=16):
+    """Q, R of a tall-skinny array (dask's tsqr): per-block QRs, a tree of stacked-R QRs (``split_every``
+    factors per task, one task at the root), then each block's Q."""
     a = _as2d(a, "qr")
     m, n = a.shape
     if m < n or m == 0 or n == 0:
@@ -95,7 +104,9 @@ def tsqr(a, compute_svd=False):
         s = map_blocks(_qr_stack, a.astype(dtype), chunks=((m + n,), (n,)), dtype=dtype)
         q, r = s[:m], s[m:]
     else:
-        q, r = _tsqr_stages(a, dtype, rows, n, m, nb)
+        if not isinstance(split_every, numbers.Integral) or split_every < 2:
+            raise ArrayError(f"qr: split_every must be an int >= 2, got {split_every!r}")
+        q, r = _tsqr_stages(a, dtype, rows, n, m, nb, int(split_every))
     if compute_svd:
         u, s, vt = _small_svd(r)
         return matmul(q, u), s, vt
@@ -106,15 +117,30 @@ def _qr_block(idx, blocks):
     return _qr_stack(next(iter(blocks)))
 
 
-def _tsqr_stages(a, dtype, rows, n, m, nb):
-    # a block graph, not a blockwise op: its two readers share one stage of QRs instead of each redoing them
+def _tsqr_stages(a, dtype, rows, n, m, nb, split):
+    # block graphs, not blockwise ops: a stage's readers share its QRs instead of each redoing them
     s1 = _graph(_qr_block, [a.astype(dtype)], [((0, (i, 0)),) for i in range(nb)], (sum(rows) + nb * n, n),
                 (tuple(r + n for r in rows), (n,)), dtype, held=1, label=f"tsqr: QR of each of {nb} row blocks")
-    s2 = _graph(_Partial(_stack_r, n), [s1], [tuple((0, (i, 0)) for i in range(nb))], (nb * n + n, n),
-                ((nb * n + n,), (n,)), dtype, held=1, label=f"tsqr: QR of {nb} stacked R factors")
-    q = _graph(_Partial(_q_times, n, rows), [s1, s2], [((0, (i, 0)), (1, (0, 0))) for i in range(nb)],
-               (m, n), (rows, (n,)), dtype, held=2, label="tsqr: Q_i @ Q2_i")
-    return q, s2[nb * n:]
+    levels, cur, count = [], s1, nb
+    while count > 1:   # a tree: each task QRs the stacked R factors of up to ``split`` blocks below it
+        groups = [range(g * split, min(count, (g + 1) * split)) for g in range(-(-count // split))]
+        sizes = tuple(len(g) * n + n for g in groups)
+        cur = _graph(_Partial(_stack_r, n), [cur], [tuple((0, (i, 0)) for i in g) for g in groups],
+                     (sum(sizes), n), (sizes, (n,)), dtype, held=1,
+                     label=f"tsqr: QR of {count} stacked R factors in {len(groups)} tasks")
+        levels.append(cur)
+        count = len(groups)
+    table = []
+    for i in range(nb):
+        reads, pos = [(0, (i, 0))], i
+        for k in range(len(levels)):
+            pos //= split
+            reads.append((k + 1, (pos, 0)))
+        table.append(tuple(reads))
+    q = _graph(_Partial(_q_times, n, rows, split), [s1, *levels], table, (m, n), (rows, (n,)), dtype,
+               held=len(levels) + 1, label=f"tsqr: Q_i times its pieces of {len(levels)} levels")
+    top = levels[-1]
+    return q, top[top.shape[0] - n:]
 
 
 class _Partial:
@@ -131,11 +157,11 @@ class _Partial:
         return (_Partial, (self.func, *self.args))
 
 
-def qr(a, mode="reduced"):
+def qr(a, mode="reduced", split_every=16):
     """numpy.linalg.qr (mode='reduced') through TSQR."""
     if mode not in ("reduced", "r"):
         raise NotImplementedError(f"qr: mode={mode!r} is not supported (use 'reduced' or 'r')")
-    q, r = tsqr(a)
+    q, r = tsqr(a, split_every=split_every)
     return r if mode == "r" else (q, r)
 
 
