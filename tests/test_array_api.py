@@ -428,3 +428,37 @@ def test_compute_schedulers_and_persist():
     same(("persisted + 1", P + 1, x * 2 + 1), ("persisted @", P @ P.T, (x * 2) @ (x * 2).T))
     (Q,) = da.persist(P[1:])
     np.testing.assert_array_equal(Q.compute(), x[1:] * 2)
+
+
+# -- map_overlap ---------------------------------------------------------------------------------------------------
+
+
+def _stencil(b):
+    return b + np.roll(b, 1, 0) + np.roll(b, -1, 0) + 2 * np.roll(b, 2, -1)
+
+
+def test_map_overlap_matches_a_padded_numpy_stencil(x3):
+    x = np.random.default_rng(0).random((11, 9))
+    X = da.from_array(x, chunks=(4, (2, 5, 2)))
+    pads = {"reflect": "symmetric", "periodic": "wrap", "nearest": "edge"}
+    pairs = []
+    for mode in ("reflect", "periodic", "nearest", 0.5):
+        padded = np.pad(x, ((1, 1), (2, 2)), mode=pads.get(mode, "constant"),
+                        **({} if mode in pads else {"constant_values": mode}))
+        pairs.append((f"boundary={mode}", X.map_overlap(_stencil, depth=(1, 2), boundary=mode),
+                      _stencil(padded)[1:-1, 2:-2]))
+    X3 = da.from_array(x3, chunks=(2, 3, (1, 3)))
+    padded3 = np.pad(x3, ((1, 1), (0, 0), (2, 2)), mode="wrap")
+    pairs.append(("3-d periodic", da.map_overlap(_stencil, X3, depth={0: 1, 2: 2}, boundary="periodic"),
+                  _stencil(padded3)[1:-1, :, 2:-2]))
+    pairs.append(("none", X.map_overlap(lambda b: b * 2, depth=1, boundary="none"), x * 2))
+    pairs.append(("1 block", da.from_array(x).map_overlap(_stencil, depth=(1, 2), boundary="reflect"),
+                  _stencil(np.pad(x, ((1, 1), (2, 2)), mode="symmetric"))[1:-1, 2:-2]))
+    same(*pairs)
+    untrimmed = X.map_overlap(lambda b: b, depth=1, boundary="nearest", trim=False)
+    assert untrimmed.chunks == ((6, 6, 5), (4, 7, 4))
+    assert "map_overlap(depth=(1, 2))" in X.map_overlap(_stencil, depth=(1, 2), boundary="reflect").explain()
+    with pytest.raises(ValueError, match="boundary 'mirror'"):
+        X.map_overlap(_stencil, depth=1, boundary="mirror")
+    with pytest.raises(NotImplementedError, match="one array"):
+        da.map_overlap(np.add, X, X, depth=1)

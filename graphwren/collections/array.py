@@ -21,7 +21,8 @@ import builtins
 
 import numpy as np
 
-from . import array_blockwise, array_create, array_decomp, array_linalg, array_numpy, array_shape, array_zarr
+from . import (array_blockwise, array_create, array_decomp, array_linalg, array_numpy, array_overlap, array_shape,
+               array_zarr)
 from .array_base import (Array, ArrayError, arange, compute, divmod_, elemwise, empty, from_numpy, full, ones,
                          persist, zeros)
 from .array_linalg import dot, matmul, tensordot
@@ -67,6 +68,8 @@ Array.ravel = Array.flatten = _ravel
 Array.squeeze = lambda self, axis=None: array_shape.squeeze(self, axis)
 Array.swapaxes = lambda self, axis1, axis2: array_shape.swapaxes(self, axis1, axis2)
 Array.map_blocks = _map_blocks
+Array.map_overlap = lambda self, func, depth, boundary=None, trim=True, **kwargs: array_overlap.map_overlap(
+    func, self, depth=depth, boundary=boundary, trim=trim, **kwargs)
 Array.clip = lambda self, min=None, max=None: array_numpy.clip(self, min, max)
 Array.round = lambda self, decimals=0: array_numpy.round_(self, decimals)
 Array.__matmul__ = lambda self, other: matmul(self, other)
@@ -94,7 +97,7 @@ Array.store = _store
 EXPORTS = {"Array": Array, "ArrayError": ArrayError, "from_numpy": from_numpy, "random": random, "zeros": zeros,
            "ones": ones, "empty": empty, "full": full, "arange": arange, "compute": compute,
            "persist": persist, "elemwise": elemwise, "matmul": matmul, "dot": dot, "tensordot": tensordot}
-for _mod in (array_create, array_shape, array_blockwise, array_zarr):
+for _mod in (array_create, array_shape, array_blockwise, array_zarr, array_overlap):
     EXPORTS.update({n: getattr(_mod, n) for n in _mod.__all__ if n != "ArrayError"})
 EXPORTS.update(array_numpy.ELEMWISE)
 EXPORTS.update(array_numpy.REDUCTIONS)
