@@ -462,3 +462,16 @@ def test_map_overlap_matches_a_padded_numpy_stencil(x3):
         X.map_overlap(_stencil, depth=1, boundary="mirror")
     with pytest.raises(NotImplementedError, match="one array"):
         da.map_overlap(np.add, X, X, depth=1)
+
+
+def test_block_views_and_size_attributes():
+    x = np.arange(30.0).reshape(5, 6)
+    X = da.from_array(x, chunks=(2, 4))
+    assert (X.chunksize, X.npartitions, X.itemsize) == ((2, 4), 6, 8)
+    same(("blocks[1, 1]", X.blocks[1, 1], x[2:4, 4:]), ("blocks[-1]", X.blocks[-1], x[4:]),
+         ("blocks[:2, 0]", X.blocks[:2, 0], x[:4, :4]), ("rechunk", da.rechunk(X, 3), x),
+         ("rows", da.stack(list(X)), x))
+    with pytest.raises(IndexError, match="out of range"):
+        X.blocks[3]
+    with pytest.raises(TypeError, match="0-d"):
+        iter(X.sum())

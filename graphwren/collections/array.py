@@ -21,8 +21,8 @@ import builtins
 
 import numpy as np
 
-from . import (array_blockwise, array_create, array_decomp, array_linalg, array_numpy, array_overlap, array_shape,
-               array_zarr)
+from . import (array_blockwise, array_create, array_decomp, array_linalg, array_matrix, array_numpy, array_overlap,
+               array_shape, array_zarr)
 from .array_base import (Array, ArrayError, arange, compute, divmod_, elemwise, empty, from_numpy, full, ones,
                          persist, zeros)
 from .array_linalg import dot, matmul, tensordot
@@ -75,6 +75,43 @@ Array.round = lambda self, decimals=0: array_numpy.round_(self, decimals)
 Array.__matmul__ = lambda self, other: matmul(self, other)
 Array.__rmatmul__ = lambda self, other: matmul(other, self)
 Array.dot = lambda self, other: dot(self, other)
+Array.trace = lambda self, offset=0, axis1=0, axis2=1, dtype=None, out=None: array_numpy.trace(
+    self, offset, axis1, axis2, dtype, out)
+
+
+class _Blocks:
+    """``x.blocks[i, j]``: the array made of the blocks at those block indices (ints and slices of blocks)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, index):
+        from ..tasks.blocks import chunk_offsets
+        index = index if isinstance(index, tuple) else (index,)
+        if len(index) > self.x.ndim:
+            raise IndexError(f"blocks: too many indices for {self.x.ndim}-d array")
+        sel = []
+        for d, i in enumerate(index + (slice(None),) * (self.x.ndim - len(index))):
+            offs = chunk_offsets(self.x.chunks[d])
+            nb = len(self.x.chunks[d])
+            if isinstance(i, int):
+                if not -nb <= i < nb:
+                    raise IndexError(f"blocks: block {i} is out of range for axis {d} with {nb} blocks")
+                i %= nb
+                sel.append(slice(offs[i], offs[i + 1]))
+            elif isinstance(i, slice) and i.step in (None, 1):
+                lo, hi, _ = i.indices(nb)
+                sel.append(slice(offs[lo], offs[max(lo, hi)]))
+            else:
+                raise NotImplementedError("blocks: index with ints and step-1 slices of block numbers")
+        return self.x[tuple(sel)]
+
+
+Array.blocks = property(lambda self: _Blocks(self))
+Array.partitions = Array.blocks
+Array.chunksize = property(lambda self: tuple(max(c) if c else 0 for c in self.chunks))
+Array.itemsize = property(lambda self: self.dtype.itemsize)
+Array.npartitions = property(lambda self: int(np.prod(self.numblocks, dtype=np.int64)))
 
 
 def _to_zarr(self, url, component=None, storage_options=None, overwrite=False, region=None, compute=True,
@@ -97,13 +134,17 @@ Array.store = _store
 EXPORTS = {"Array": Array, "ArrayError": ArrayError, "from_numpy": from_numpy, "random": random, "zeros": zeros,
            "ones": ones, "empty": empty, "full": full, "arange": arange, "compute": compute,
            "persist": persist, "elemwise": elemwise, "matmul": matmul, "dot": dot, "tensordot": tensordot}
-for _mod in (array_create, array_shape, array_blockwise, array_zarr, array_overlap):
+for _mod in (array_create, array_shape, array_blockwise, array_zarr, array_overlap, array_matrix):
     EXPORTS.update({n: getattr(_mod, n) for n in _mod.__all__ if n != "ArrayError"})
 EXPORTS.update(array_numpy.ELEMWISE)
 EXPORTS.update(array_numpy.REDUCTIONS)
+EXPORTS.update(array_numpy.NON_UFUNC_ELEMWISE)
 EXPORTS.update({n: getattr(array_numpy, n) for n in (
     "where", "clip", "isclose", "allclose", "nan_to_num", "vecdot", "matvec", "vecmat", "argmin", "argmax",
-    "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace")})
+    "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace", "isnull", "notnull",
+    "average", "vdot", "outer", "result_type", "shape", "ndim")})
+EXPORTS.update({n: getattr(np, n) for n in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                                            "uint64", "float32", "float64", "complex64", "complex128")})
 EXPORTS.update({"round": array_numpy.round_, "around": array_numpy.round_, "divmod": divmod_})
 EXPORTS["linalg"] = array_decomp      # gw.array.linalg.qr, .svd, .cholesky, ...
 EXPORTS.pop("tensordot_nd", None)
@@ -135,7 +176,8 @@ array_numpy.HANDLED.update({f: impl for f, impl in [
         "allclose", "nan_to_num", "reshape", "ravel", "squeeze", "expand_dims", "atleast_1d", "atleast_2d",
         "swapaxes", "moveaxis", "transpose", "concatenate", "stack", "hstack", "vstack", "take", "einsum",
         "full_like", "zeros_like", "ones_like", "empty_like", "vecdot", "matvec", "vecmat", "flip", "fliplr",
-        "flipud", "broadcast_to", "count_nonzero", "trace")],
+        "flipud", "broadcast_to", "count_nonzero", "trace", "atleast_3d", "dstack", "append", "roll", "diff",
+        "compress", "tril", "triu", "diagonal", "diag", "average", "vdot", "outer", *array_numpy.NON_UFUNC_ELEMWISE)],
     (_np_func("astype"), lambda x, dtype, /, *, copy=True, device=None: x.astype(dtype)),
     (np.iscomplexobj, lambda x: x.dtype.kind == "c"), (np.isrealobj, lambda x: x.dtype.kind != "c"),
     (np.round, array_numpy.round_), (np.around, array_numpy.round_), (np.matmul, matmul), (np.dot, dot),

@@ -362,7 +362,91 @@ def ptp(a, axis=None, out=None, keepdims=False):
 
 
 __all__ = ["where", "clip", "round_", "isclose", "allclose", "nan_to_num", "vecdot", "matvec", "vecmat",
-           "argmin", "argmax", "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace", "UFUNCS", "ELEMWISE",
+           "argmin", "argmax", "cumsum", "cumprod", "nancumsum", "nancumprod", "ptp", "count_nonzero", "trace", "isnull", "notnull", "average", "vdot",
+           "outer", "result_type", "shape", "ndim", "NON_UFUNC_ELEMWISE", "UFUNCS", "ELEMWISE",
            "REDUCTIONS", "HANDLED", "NO_IDENTITY", "ArrayError", "divmod_", "dot"]
 
 HANDLED: dict = {}   # filled in by collections.array once every module is loaded (register_handled)
+
+
+# ----------------------------------------------------------------------------- more elementwise and reductions
+
+
+def _elementwise_function(fn, name):
+    def wrapped(x, *args, **kwargs):
+        x = _as_array(x)
+        op = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        return elemwise(op, x, name=name)
+    wrapped.__name__ = wrapped.__qualname__ = name
+    wrapped.__doc__ = f"numpy.{name}, elementwise."
+    return wrapped
+
+
+#: numpy's elementwise functions that are not ufuncs.
+NON_UFUNC_ELEMWISE = {name: _elementwise_function(getattr(np, name), name)
+                      for name in ("angle", "real", "imag", "iscomplex", "isreal", "fix", "sinc", "i0",
+                                   "isneginf", "isposinf")}
+
+
+def isnull(values):
+    return elemwise(np.isnan, _as_array(values), name="isnull") if _as_array(values).dtype.kind in "fc" else \
+        elemwise(np.not_equal, _as_array(values), _as_array(values), name="isnull")
+
+
+def notnull(values):
+    return elemwise(np.logical_not, isnull(values), name="notnull")
+
+
+def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """numpy.average: the mean, or sum(w * a) / sum(w) with weights broadcast along ``axis``."""
+    a = _as_array(a)
+    if weights is None:
+        avg = a.mean(axis=axis, keepdims=keepdims)
+        scl = full_count(a, axis, keepdims, avg.dtype)
+    else:
+        w = _as_array(weights)
+        if axis is not None and a.shape[axis % a.ndim] == 0:
+            raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
+        if w.shape != a.shape:
+            if axis is None or w.ndim != 1:
+                raise TypeError("average: weights of another shape need axis= and must be 1-d")
+            ax = axis % a.ndim
+            w = w[tuple(slice(None) if d == ax else None for d in range(a.ndim))]
+        scl = (w * elemwise(np.ones_like, a, name="ones_like")).sum(axis=axis, keepdims=keepdims)
+        avg = (a * w).sum(axis=axis, keepdims=keepdims) / scl
+    return (avg, scl) if returned else avg
+
+
+def full_count(a, axis, keepdims, dtype):
+    from .array_base import full
+    axes = range(a.ndim) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+    n = 1
+    for d in axes:
+        n *= a.shape[d % a.ndim]
+    shape = a.mean(axis=axis, keepdims=keepdims).shape
+    return full(shape, n, dtype=dtype)
+
+
+def vdot(a, b):
+    """numpy.vdot: conj(a) . b over the flattened arrays."""
+    from .array_shape import ravel
+    return (elemwise(np.conjugate, ravel(_as_array(a)), name="conjugate") * ravel(_as_array(b))).sum()
+
+
+def outer(a, b, out=None):
+    from .array_shape import ravel
+    if out is not None:
+        raise TypeError("outer: out= is not supported for graphwren arrays")
+    return array_ufunc(np.multiply, "outer", (ravel(_as_array(a)), ravel(_as_array(b))), {})
+
+
+def result_type(*arrays_and_dtypes):
+    return np.result_type(*[x.dtype if isinstance(x, Array) else x for x in arrays_and_dtypes])
+
+
+def shape(a):
+    return a.shape if isinstance(a, Array) else np.shape(a)
+
+
+def ndim(a):
+    return a.ndim if isinstance(a, Array) else np.ndim(a)

@@ -288,4 +288,73 @@ def getitem(x: Array, index) -> Array:
 
 
 __all__ = ["reshape", "ravel", "squeeze", "expand_dims", "atleast_1d", "atleast_2d", "swapaxes", "moveaxis",
-           "transpose", "flip", "fliplr", "flipud", "broadcast_to", "concatenate", "stack", "hstack", "vstack", "take", "ArrayError"]
+           "transpose", "flip", "fliplr", "flipud", "broadcast_to", "concatenate", "atleast_3d", "dstack", "append",
+           "roll", "diff", "compress", "rechunk", "stack", "hstack", "vstack", "take", "ArrayError"]
+
+
+# ----------------------------------------------------------------------------- more of numpy's shape functions
+
+
+def atleast_3d(a) -> Array:
+    a = atleast_2d(a)
+    return a[:, :, None] if a.ndim == 2 else a
+
+
+def dstack(seq) -> Array:
+    return concatenate([atleast_3d(a) for a in seq], 2)
+
+
+def append(arr, values, axis=None) -> Array:
+    arr, values = asarray_like(arr), asarray_like(values)
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)], 0)
+    return concatenate([arr, values], axis)
+
+
+def roll(a, shift, axis=None) -> Array:
+    """numpy.roll as slices joined end to front (no data moves through the driver)."""
+    a = asarray_like(a)
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), a.shape)
+    shifts = shift if isinstance(shift, (tuple, list)) else (shift,)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,) * len(shifts)
+    if len(shifts) != len(axes):
+        raise ValueError("roll: shift and axis must have the same length")
+    for s, ax in zip(shifts, axes):
+        ax = _norm_axis(ax, a.ndim, "roll")
+        n = a.shape[ax]
+        if n == 0 or int(s) % n == 0:
+            continue
+        s = int(s) % n
+        head = tuple(slice(n - s, None) if d == ax else slice(None) for d in range(a.ndim))
+        tail = tuple(slice(0, n - s) if d == ax else slice(None) for d in range(a.ndim))
+        a = concatenate([a[head], a[tail]], ax)
+    return a
+
+
+def diff(a, n=1, axis=-1) -> Array:
+    a = asarray_like(a)
+    ax = _norm_axis(axis, a.ndim, "diff")
+    for _ in range(n):
+        hi = tuple(slice(1, None) if d == ax else slice(None) for d in range(a.ndim))
+        lo = tuple(slice(None, -1) if d == ax else slice(None) for d in range(a.ndim))
+        a = a[hi] - a[lo] if a.dtype != bool else a[hi] != a[lo]
+    return a
+
+
+def compress(condition, a, axis=None) -> Array:
+    """numpy.compress with a numpy (known) condition: a take of its true positions."""
+    if isinstance(condition, Array):
+        raise NotImplementedError("compress: the condition must be known before running (a numpy array)")
+    a = asarray_like(a)
+    cond = np.asarray(condition, dtype=bool)
+    if axis is None:
+        a, axis = ravel(a), 0
+    n = a.shape[_norm_axis(axis, a.ndim, "compress")]
+    if cond.size > n:
+        raise IndexError(f"compress: condition of length {cond.size} is longer than axis {axis} ({n})")
+    return take(a, np.flatnonzero(cond), axis)
+
+
+def rechunk(x, chunks="auto", threshold=None, block_size_limit=None, balance=False, method=None) -> Array:
+    return asarray_like(x).rechunk(chunks)
