@@ -21,8 +21,8 @@ import builtins
 
 import numpy as np
 
-from . import (array_blockwise, array_create, array_decomp, array_linalg, array_matrix, array_numpy, array_overlap,
-               array_shape, array_zarr)
+from . import (array_blockwise, array_create, array_decomp, array_matrix, array_numpy, array_overlap, array_shape,
+               array_zarr)
 from .array_base import (Array, ArrayError, arange, compute, divmod_, elemwise, empty, from_numpy, full, ones,
                          persist, zeros)
 from .array_linalg import dot, matmul, tensordot

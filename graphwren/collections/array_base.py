@@ -28,7 +28,7 @@ from .. import config
 from ..errors import MissingKey
 from .. import planner
 from ..logical.array import (Arange, ArrayError, ArrayExpr, AsType, AxisReduction, Cumulative, Elemwise, FromNumpy,
-                             Full, Held, Load, MatMul, PersistedArray, Random, Rechunk, Transpose, check_numeric,
+                             Full, Held, Load, PersistedArray, Rechunk, Transpose, check_numeric,
                              infer_dtype)
 from ..logical.chunks import normalize_chunks
 from ..planner.outputs import Blocks
