@@ -1,4 +1,5 @@
-"""The ``graphwren`` command: ``clean``, ``jobs``, ``config``, ``demo``, ``version`` (and ``aws ...``)."""
+"""The ``graphwren`` command: ``clean``, ``jobs``, ``logs``, ``report``, ``config``, ``demo``, ``version``
+(and ``aws ...``)."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,10 @@ import json
 import re
 import sys
 import time
+
+class _CliError(Exception):
+    """A mistake on the command line (an unknown job, stage or task): printed, not raised."""
+
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -129,6 +134,33 @@ def jobs(storage: str | None, out=None) -> list:
     return found
 
 
+def logs(job: str, storage: str | None, stage=None, task: int | None = None, out=None) -> str:
+    """Print what a kept job's tasks printed and logged (all of them, one stage's, or one task's)."""
+    out = out or sys.stdout
+    found = _load(job, storage)
+    if stage is not None and isinstance(stage, str) and stage.isdigit():
+        stage = int(stage)
+    if task is not None and stage is None and len(found.record.stages) > 1:
+        raise _CliError(f"job {job} has {len(found.record.stages)} stages: name one with --stage "
+                        f"({', '.join(str(s['index']) for s in found.record.stages)})")
+    try:
+        text = found.logs(stage=stage, task=task)
+    except KeyError as exc:
+        raise _CliError(exc.args[0]) from None
+    print(text if text else f"job {job}: no task printed or logged anything"
+          + (f" in stage {stage}" if stage is not None else "") + (f" task {task}" if task is not None else ""),
+          file=out, end="" if text else "\n")
+    return text
+
+
+def _load(job: str, storage: str | None):
+    from .observe import load_job
+    try:
+        return load_job(job, storage)
+    except LookupError as exc:
+        raise _CliError(exc.args[0]) from None
+
+
 def _toml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -240,6 +272,13 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="store to list (default: the configured storage)")
     p.set_defaults(func=lambda a: jobs(a.storage) and None)
 
+    p = sub.add_parser("logs", help="print what a kept job's tasks printed and logged")
+    p.add_argument("job", metavar="JOB", help="the job id (graphwren jobs lists them)")
+    p.add_argument("--stage", default=None, help="only this stage (its number, as explain() numbers it)")
+    p.add_argument("--task", type=int, default=None, metavar="N", help="only task N (of --stage)")
+    p.add_argument("--storage", default=None, metavar="URL", help="store the job is in (default: configured)")
+    p.set_defaults(func=lambda a: logs(a.job, a.storage, a.stage, a.task) and None)
+
     p = sub.add_parser("config", help="print every effective setting and where it came from")
     p.set_defaults(func=lambda a: show_config() and None)
 
@@ -276,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import GraphwrenError
     try:
         code = args.func(args)
-    except GraphwrenError as exc:
+    except (GraphwrenError, _CliError) as exc:
         print(f"graphwren {args.command}: {exc}", file=sys.stderr)
         return 1
     return code if isinstance(code, int) else 0

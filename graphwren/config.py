@@ -59,6 +59,7 @@ DEFAULTS = {
     "progress_delay": 2.0,    # seconds a job runs before its bar appears
     "keep": False,            # keep a job's keys after its results are fetched
     "inline_limit": 64 * 1024,  # results up to this size ride in the commit record
+    "task_log_limit": 64 * 1024,  # characters of a task's prints and logs its record keeps; 0: none
     "poll_interval": 0.05,    # longest wait between two LISTs of the commit records
     "max_task_memory": 2 * 1024**3,  # bytes a task may project to use (arrays)
     "shuffle_storage": None,  # store URL for every shuffle exchange; None -> chosen by size
@@ -73,12 +74,12 @@ DEFAULTS = {
 _TYPES = {
     "storage": str, "backend": str, "workers": int, "retries": int, "task_retries": int,
     "task_timeout": float, "speculation": bool, "progress": bool, "progress_delay": float,
-    "keep": bool, "inline_limit": int, "poll_interval": float, "max_task_memory": int,
+    "keep": bool, "inline_limit": int, "task_log_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
     "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}
-_NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "max_task_memory",
+_NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "task_log_limit", "max_task_memory",
                  "shuffle_redis_limit"}
 _CHOICES = {"backend": ("local", "lambda")}
 _URL_PREFIXES = {"shuffle_redis": ("redis://", "rediss://"), "lambda_endpoint": ("http://", "https://")}

@@ -24,7 +24,7 @@ from typing import Callable
 import networkx as nx
 
 from ..errors import TaskLost, TaskMemoryError
-from . import adaptive, codec, integrity, lifecycle, records, remote_errors, shipping, stats
+from . import adaptive, codec, integrity, lifecycle, logs, records, remote_errors, shipping, stats
 from .lease import Lease, LeasedStores, ending
 from .plan import HASH_SHUFFLE, Plan, Stage
 from .prefetch import Prefetcher
@@ -239,7 +239,8 @@ class Driver:
                             edge.kind, edge.table) for edge in stage.inputs]
         spec = StageSpec(name=stage.name, label=stage.label or stage.name, fn=stage.fn,
                          ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
-                         data_store=self.store.url, inline_limit=self.settings["inline_limit"])
+                         data_store=self.store.url, inline_limit=self.settings["inline_limit"],
+                         log_limit=self.settings.get("task_log_limit", logs.DEFAULT_LIMIT))
         blob, fn_hash = spec.dumps()
         available = getattr(self.backend, "available_modules", None)
         image = available() if available is not None else None
@@ -313,7 +314,9 @@ class Driver:
                 state.user_failures += 1
                 self._invoke(run, [task])
                 continue
-            raise remote_errors.load(run.store, key, run.key)
+            exc = remote_errors.load(run.store, key, run.key)
+            run.recorder.attach_log(run.stage.name, task, attempt, getattr(exc, "task_log", None))
+            raise exc
 
     def _lost_events(self, job: str) -> dict[str, list[dict]]:
         """Events whose worker died (backends that can tell), by stage."""

@@ -284,7 +284,10 @@ class JobRecorder:
         if why:
             entry["why"] = why
 
-    def attach_log(self, stage: str, task: int, attempt: int, log: str) -> None:
+    def attach_log(self, stage: str, task: int, attempt: int, log: str | None) -> None:
+        """A failed attempt's output, from the exception its error record held."""
+        if not log:
+            return
         for entry in self.record.attempts:
             if (entry["stage"], entry["task"], entry["attempt"]) == (stage, task, attempt):
                 entry["log"] = log

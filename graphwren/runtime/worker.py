@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import cloudpickle
 
 from ..errors import IntegrityError, StorageError
-from . import codec, integrity, records, remote_errors, stats
+from . import codec, integrity, logs, records, remote_errors, stats
 from .prefetch import Prefetcher
 from .storage import open_store
 
@@ -64,6 +64,7 @@ class StageSpec:
     job: str
     data_store: str     # where {job}/data/* lives
     inline_limit: int
+    log_limit: int = logs.DEFAULT_LIMIT   # characters of what a task prints that its record keeps
 
     def dumps(self) -> tuple[bytes, str]:
         blob = cloudpickle.dumps(self)
@@ -129,20 +130,24 @@ def handle(event: dict) -> dict:
     global _served
     cold, _served = _served == 0, _served + 1
     meter = stats.TaskMeter().__enter__()   # stopped before the commit, whose record carries its stats
-    ctx = store = None
+    ctx = store = captured = None
     try:
         store = open_store(event["store"])
         spec, cached = _load_spec(store, job, stage, event["fn"], key)
         where = f"stage {spec.label or stage} task {task} (attempt {attempt})"
         ctx = TaskContext(spec, task, attempt, store, keys)
+        captured = logs.start(spec.log_limit) if spec.log_limit > 0 else None
         out = spec.fn(ctx)
-        about = _About(meter, attempt, cold, cached, event.get("request_id"))
+        about = _About(meter, attempt, cold, cached, event.get("request_id"), captured)
         committed = _commit(store, spec, task, attempt, out, key, about)
         return {"ok": True, "committed": committed, "recorded": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code are outcomes too
         meter.stop()
         if ctx is not None and ctx.where:
             where += f" on {ctx.where}"
+        if captured is not None:
+            captured.stop()
+            logs.attach(exc, captured.text(), where)
         error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, StorageError):
             return {"ok": False, "recorded": False, "error": error, "where": where}
@@ -163,6 +168,18 @@ class _About:
     cold: bool          # the first attempt this process ran
     cached_fn: bool     # the stage function came from this process's cache (a warm start)
     request_id: str | None = None   # Lambda's, when the handler passes it
+    captured: logs.Capture | None = None   # what the task printed and logged
+
+    def log(self, header: dict) -> dict:
+        """Put the attempt's captured output (if any) in its commit ``header``."""
+        if self.captured is not None:
+            self.captured.stop()
+            text = self.captured.text()
+            if text:
+                header["log"] = text
+                if self.captured.cut:
+                    header["log_cut"] = self.captured.cut
+        return header
 
     def header(self, out, buckets: bool, store_url: str, inline: int = 0) -> dict:
         """The commit header's ``s``: taken now, so the commit's own PUT is counted but not timed.
@@ -214,6 +231,7 @@ def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: byt
         header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob), "inline": True}
         if about is not None:
             header["s"] = about.header(out, offsets is not None, store.url, len(blob))
+            about.log(header)
         return _Written(integrity.seal(key, done, records.pack(header, blob)), None)
     name = records.out_key(spec.job, spec.name, task, attempt, nonce)
     # one tag per bucket, bound to the output's own name: ranged reads check their bucket alone,
@@ -223,6 +241,7 @@ def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: byt
     header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob)}
     if about is not None:
         header["s"] = about.header(out, offsets is not None, store.url)
+        about.log(header)
     return _Written(integrity.seal(key, done, records.pack(header)), name)
 
 
