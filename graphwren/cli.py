@@ -166,6 +166,8 @@ def _toml(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)  # a TOML basic string reads JSON's escapes
+    if isinstance(value, dict):   # an inline table: prices
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return repr(value)
 
 

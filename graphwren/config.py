@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
+import json
 import os
 import threading
 import warnings
@@ -69,6 +70,8 @@ DEFAULTS = {
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
     "lambda_memory": 2048,    # MB; picks the default function graphwren-<version>-<memory>mb
     "lambda_endpoint": None,  # Lambda API URL (a local emulator); None -> AWS / AWS_ENDPOINT_URL_LAMBDA
+    "lambda_architecture": "x86_64",  # x86_64 or arm64: which Lambda GB-second price applies
+    "prices": None,           # {name: $} over runtime/cost.py's DEFAULT_PRICES (Lambda, S3, your Redis node)
 }
 
 _TYPES = {
@@ -77,11 +80,12 @@ _TYPES = {
     "keep": bool, "inline_limit": int, "task_log_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
     "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
+    "lambda_architecture": str, "prices": dict,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}
 _NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "task_log_limit", "max_task_memory",
                  "shuffle_redis_limit"}
-_CHOICES = {"backend": ("local", "lambda")}
+_CHOICES = {"backend": ("local", "lambda"), "lambda_architecture": ("x86_64", "arm64")}
 _URL_PREFIXES = {"shuffle_redis": ("redis://", "rediss://"), "lambda_endpoint": ("http://", "https://")}
 _STORE_URLS = ("storage", "shuffle_storage")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -123,6 +127,14 @@ def _coerce(name: str, value, where: str):
             out = value.strip().lower() in _TRUE
         else:
             raise bad("a boolean (true/false, yes/no, on/off, 1/0)")
+    elif kind is dict:
+        from .runtime.cost import check_prices
+        if isinstance(value, str):   # an environment variable: a JSON object
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise bad(f"a JSON object of prices ({exc})") from None
+        return check_prices(value, where)
     elif kind is str:
         if not isinstance(value, str):
             raise bad("a string")

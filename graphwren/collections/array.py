@@ -109,9 +109,10 @@ class Array:
         store.put(HEADER_KEY, json.dumps(header).encode())
         return header
 
-    def explain(self, **settings) -> str:
-        """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task)."""
-        return planner.explain(self.expr, config.resolve(settings))
+    def explain(self, cost: bool = False, **settings) -> str:
+        """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task);
+        with ``cost``, the projected GB-seconds, requests and dollars per stage."""
+        return planner.explain(self.expr, config.resolve(settings), cost=cost)
 
     # -- structure ---------------------------------------------------------------
     def rechunk(self, chunks) -> "Array":

@@ -234,9 +234,10 @@ class Bag:
         parts, *_ = self._run(settings, sink=sink, description="to_parquet")
         return [p[0] for p in parts]
 
-    def explain(self, **settings) -> str:
-        """What will run, before paying for it: logical, optimized and physical plans."""
-        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
+    def explain(self, cost: bool = False, **settings) -> str:
+        """What will run, before paying for it: logical, optimized and physical plans; with ``cost``,
+        the projected tasks, GB-seconds, requests and dollars per stage on the configured backend."""
+        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None), cost=cost)
 
     def visualize(self, filename: str = "graphwren.png", **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""

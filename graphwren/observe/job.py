@@ -160,6 +160,10 @@ class Job:
         text = head + "\n" + render_table(HEADERS, [s.row() for s in stages])
         driver = stats.total_requests(r.driver_requests)
         text += f"\ndriver: {driver:,} requests (uploads, commit LISTs and records, manifests)"
+        try:
+            text += "\n" + self.cost().describe()
+        except Exception as exc:  # noqa: BLE001 - a bad price table must not hide the statistics
+            text += f"\ncost: not reckoned ({type(exc).__name__}: {exc})"
         if r.error:
             text += f"\nerror: {r.error}"
         out = Summary(text)

@@ -81,10 +81,11 @@ def execute(planned: Planned, settings: dict, output, keep: bool | None = None, 
         planned.adapted = driver.adaptive   # the plan's adaptive stages now have their real task counts
 
 
-def explain(expr: Expr, settings: dict, adapted: list | None = None):
+def explain(expr: Expr, settings: dict, adapted: list | None = None, cost: bool = False):
     """What will run, before paying for it: logical, optimized and physical plans (no remote I/O).
 
     ``adapted``: the adaptive decisions of the last run (``Planned.adapted``), shown after the plan.
+    ``cost``: add the projected cost per stage on the configured backend (``cost.py``), an estimate.
     """
     from .adaptive import after_run
     from .explain import Explanation
@@ -95,4 +96,7 @@ def explain(expr: Expr, settings: dict, adapted: list | None = None):
         if isinstance(view, BagExpr):
             view = logical.fused_view(view, settings)
         text = render(expr.tree(), view.tree(), planned.plan, settings["storage"], planned.notes)
+        if cost:
+            from .cost import table
+            text = Explanation(text + "\n" + table(planned.plan, settings))
         return Explanation(text + after_run(planned.plan, adapted)) if adapted is not None else text
