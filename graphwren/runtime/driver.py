@@ -62,6 +62,7 @@ class _StageRun:
         self.recorder: stats.JobRecorder | None = None   # the job record this stage's attempts go to
         self.tasks = [_Task() for _ in range(stage.ntasks)]
         self.ndone = 0
+        self.bytes_done = 0   # read and written by its committed tasks (their statistics): for progress
         self.durations: list[float] = []
         self.seen_errors: set[str] = set()
         self.prefix = records.stage_prefix(spec.job, stage.name)
@@ -190,12 +191,12 @@ class Driver:
                 progressed = False
                 lost = self._lost_events(job)
                 for name, run in list(running.items()):
-                    n_before = run.ndone
+                    n_before, bytes_before = run.ndone, run.bytes_done
                     self._poll(run, name in outputs, on_output)
                     self._check_lost_and_late(run, lost.get(name, ()))
                     if run.ndone != n_before:
                         progressed = True
-                        bar.update(run.ndone - n_before, name)
+                        bar.update(run.ndone - n_before, name, run.bytes_done - bytes_before)
                     if run.complete:
                         recorder.stage_finished(name)
                         self._write_manifest(run)
@@ -293,6 +294,8 @@ class Driver:
                 state = run.tasks[task]
                 state.done, state.payload = header, payload
                 run.recorder.committed(run.stage.name, task, header)
+                moved = header.get("s") or {}
+                run.bytes_done += moved.get("bytes_read", 0) + moved.get("bytes_written", 0)
                 started = state.in_flight.get(header["a"])
                 if started is not None:
                     run.durations.append(time.monotonic() - started)
