@@ -72,6 +72,7 @@ DEFAULTS = {
     "lambda_endpoint": None,  # Lambda API URL (a local emulator); None -> AWS / AWS_ENDPOINT_URL_LAMBDA
     "lambda_architecture": "x86_64",  # x86_64 or arm64: which Lambda GB-second price applies
     "prices": None,           # {name: $} over runtime/cost.py's DEFAULT_PRICES (Lambda, S3, your Redis node)
+    "report": None,           # an HTML file: compute(report="job.html") writes the job's report there
 }
 
 _TYPES = {
@@ -80,7 +81,7 @@ _TYPES = {
     "keep": bool, "inline_limit": int, "task_log_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
     "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
-    "lambda_architecture": str, "prices": dict,
+    "lambda_architecture": str, "prices": dict, "report": str,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}
 _NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "task_log_limit", "max_task_memory",

@@ -2,29 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from ..runtime import records, stats
 from ..runtime.stats import JobRecord
-
-
-def human_bytes(n) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The nearest-rank ``q``-th percentile (0-100) of ``values``; None for none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+from .numbers import HEADERS, human_bytes, percentile, task_seconds
 
 
 @dataclasses.dataclass
@@ -64,26 +45,12 @@ class StageSummary:
                 _cut(self.label, 40)]
 
 
-HEADERS = ["stage", "tasks", "records in", "records out", "read", "written", "requests",
-           "p50", "p95", "max", "retries", "backups", "skew", "operations"]
-
-
 def _num(n) -> str:
     return "-" if n is None else f"{n:,}"
 
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def task_seconds(attempt: dict) -> float | None:
-    """How long an attempt ran: measured by its worker when it committed, else as the driver saw it."""
-    s = attempt.get("stats")
-    if s:
-        return s["end"] - s["start"]
-    if attempt.get("launched") is not None and attempt.get("ended") is not None:
-        return attempt["ended"] - attempt["launched"]
-    return None
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:

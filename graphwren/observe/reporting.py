@@ -1,28 +1,31 @@
-"""``with gw.report("job.html"):``: write the HTML report of every job that ends inside the block."""
+"""``with gw.report("job.html"):``: one HTML page of every job that ends in this process inside the block."""
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 from ..runtime import stats
 
 
 @contextlib.contextmanager
-def report(path: str):
-    """Every job that ends in this process while the block runs is written to ``path`` (the last one wins,
-    as dask's ``performance_report`` keeps one file); yields the list of their ``Job``s."""
+def report(path):
+    """Write ``path`` each time a job ends inside the block, with every job so far (as dask's
+    ``performance_report`` covers every computation in its block); yields the list of their ``Job``s."""
+    from .html import write
     from .job import Job
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise TypeError(f"report needs a file name for the HTML page, got {path!r}")
     jobs: list[Job] = []
+    lock = threading.Lock()   # Executor jobs end on their own threads
 
-    def write(record: stats.JobRecord) -> None:
-        job = Job(record)
-        jobs.append(job)
-        job.report(path)
+    def on_job(record: stats.JobRecord) -> None:
+        with lock:
+            jobs.append(Job(record))
+            write(list(jobs), path)
 
-    stats.listen(write)
+    stats.listen(on_job)
     try:
         yield jobs
     finally:
-        stats.unlisten(write)
+        stats.unlisten(on_job)

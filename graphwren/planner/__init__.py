@@ -73,10 +73,17 @@ def npartitions(expr: Expr, settings: dict) -> int:
 
 def execute(planned: Planned, settings: dict, output, keep: bool | None = None, description: str = "") -> str:
     """Run a planned job; ``output.receive`` gets each output partition (see outputs.py). Returns the job id."""
+    import contextlib
+
     from ..runtime.driver import Driver
     driver = Driver(settings)
+    page = contextlib.nullcontext()
+    if settings.get("report"):   # compute(report="job.html"): the page of this job, failed or not
+        from ..observe import report
+        page = report(settings["report"])
     try:
-        return driver.run(planned.plan, output.receive, keep=keep, description=description)
+        with page:
+            return driver.run(planned.plan, output.receive, keep=keep, description=description)
     finally:
         planned.adapted = driver.adaptive   # the plan's adaptive stages now have their real task counts
 
