@@ -184,3 +184,15 @@ def test_bag_word_count_summary_against_counter(tmp_path):
     per_partition = sum(len({w for line in p for w in line.split()}) for p in parts)
     assert stages[0].records_out == per_partition
     assert stages[1].records_in == per_partition and stages[1].records_out == len(reference)
+
+
+def allocate(ctx):
+    block = b"x" * (96 * 2**20)   # written, so its pages are resident
+    return [len(block)]
+
+
+def test_peak_rss_covers_what_the_task_held(tmp_path):
+    driver = Driver(config.resolve({"storage": f"file://{tmp_path}/s", "progress": False}))
+    driver.run(Plan([Stage("big", 1, allocate)], ["big"]), lambda *a: None)
+    (a,) = driver.record.winners("big")
+    assert a["stats"]["rss"] >= 96 * 2**20

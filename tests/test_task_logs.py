@@ -140,3 +140,33 @@ def test_graphwren_logs_prints_a_kept_jobs_task_output(tmp_path, capsys):
     assert "keep=True" in capsys.readouterr().err
     assert cli.main(["logs", job, "--storage", url, "--stage", "7"]) == 1
     assert "has no stage 7" in capsys.readouterr().err
+
+
+class LambdaContext:
+    """What Lambda hands its handler: a request id and the time left."""
+
+    def __init__(self, request_id: str):
+        self.aws_request_id = request_id
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class InProcessLambda:
+    """Calls the Lambda entry point itself on a thread per event, as the Lambda service would."""
+
+    parallelism = 2
+
+    def invoke(self, events):
+        from graphwren.runtime import lambda_handler
+        for e in events:
+            ctx = LambdaContext(f"req-{e['stage']}-{e['task']}-{e['attempt']}")
+            threading.Thread(target=lambda_handler.handler, args=(e, ctx)).start()
+
+
+def test_a_lambda_attempt_names_its_cloudwatch_request(tmp_path):
+    driver = Driver(config.resolve({"storage": f"file://{tmp_path}/s", "progress": False}), backend=InProcessLambda())
+    driver.run(Plan([Stage("s", 3, chatty)], ["s"]), lambda *a: None)
+    for a in driver.record.winners("s"):
+        assert a["stats"]["request_id"] == f"req-s-{a['task']}-0"
+        assert a["log"] == expected_log(a["task"])

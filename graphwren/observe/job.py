@@ -153,7 +153,9 @@ class Job:
                 if not text:
                     continue
                 cut = a.get("log_truncated") or 0
-                parts.append(f"== stage {st['index']} task {a['task']} attempt {a['attempt']} ({a['outcome']}) ==\n"
+                request = (a.get("stats") or {}).get("request_id")
+                on = f", Lambda request {request}" if request else ""
+                parts.append(f"== stage {st['index']} task {a['task']} attempt {a['attempt']} ({a['outcome']}{on}) ==\n"
                              + text + ("" if text.endswith("\n") else "\n")
                              + (f"[... {cut:,} more bytes not kept: task_log_limit]\n" if cut else ""))
         return "".join(parts)

@@ -104,7 +104,7 @@ class Driver:
         key = integrity.new_key()
         integrity.remember(job, key)   # a kept job's partitions may be read by later jobs of this process
         recorder = stats.JobRecorder(job, description, self._record_settings())   # per job: an Executor runs several
-        meter = stats.TaskMeter(process=False)   # the driver's own requests: uploads, LISTs, records read
+        meter = stats.TaskMeter()   # the driver's own requests: uploads, LISTs, records read
         try:
             try:
                 with meter:

@@ -29,8 +29,6 @@ _current: contextvars.ContextVar["TaskMeter | None"] = contextvars.ContextVar("g
 #: Store operations and how a price table names them (S3 bills HEAD as a GET, LIST as a PUT-class request).
 OPS = ("get", "put", "put_if_absent", "exists", "size", "list", "list_sized", "delete")
 
-_HWM_RESET = "/proc/self/clear_refs"   # writing "5" resets the peak RSS the kernel reports (Linux >= 4.0)
-_STATUS = "/proc/self/status"
 
 
 def count(url: str, op: str, nread: int = 0, nwritten: int = 0) -> None:
@@ -57,43 +55,31 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0] if "://" in url else "file"
 
 
-def _peak_rss() -> int | None:
-    """The process's peak resident set since the last reset, in bytes (Linux), else its lifetime peak."""
-    try:
-        with open(_STATUS, "rb") as f:
-            status = f.read()
-        at = status.index(b"VmHWM:")
-        return int(status[at + 6:status.index(b"\n", at)].split()[0]) * 1024
-    except (OSError, ValueError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024   # macOS says bytes, Linux KiB
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open(_HWM_RESET, "w") as f:
-            f.write("5")
-        return True
-    except OSError:   # not Linux, or not allowed: the peak is the process's, over its life
-        return False
-
-
-def _cpu() -> float:
+def _usage() -> tuple[float, int]:
+    """(CPU seconds, peak RSS in bytes) of this process, from one getrusage call (a few microseconds:
+    resetting and reading /proc's peak costs a hundred times that, on every task)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime + r.ru_stime, r.ru_maxrss if sys.platform == "darwin" else r.ru_maxrss * 1024
+
+
+_host: tuple[int, str] | None = None
 
 
 def worker_id() -> str:
     """Which worker ran a task: the Lambda log stream (one per execution environment) or host:pid."""
+    global _host
     stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
-    return stream or f"{socket.gethostname()}:{os.getpid()}"
+    if stream:
+        return stream
+    if _host is None or _host[0] != os.getpid():   # a forked child is another worker
+        _host = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}")
+    return _host[1]
 
 
 class TaskMeter:
     """Counts one task attempt's requests, bytes and records while it runs, and times it."""
 
-    def __init__(self, process: bool = True):
-        self.process = process          # False: count requests only (the driver's), leave the RSS peak alone
+    def __init__(self):
         self._lock = threading.Lock()   # prefetch threads count for the same attempt at once
         self.requests: dict[str, dict[str, int]] = {}   # store scheme -> op -> count
         self.bytes_read = 0
@@ -107,12 +93,12 @@ class TaskMeter:
         self.start = self.end = 0.0
         self._cpu0 = 0.0
         self.cpu = 0.0
-        self.rss_reset = False
+        self._rss0 = 0
+        self.rss = 0
 
     def __enter__(self) -> "TaskMeter":
-        self.rss_reset = _reset_peak_rss() if self.process else False
         self.start = time.time()
-        self._cpu0 = _cpu()
+        self._cpu0, self._rss0 = _usage()
         self._token = _current.set(self)
         return self
 
@@ -125,7 +111,8 @@ class TaskMeter:
             _current.reset(self._token)
             self._token = None
             self.end = time.time()
-            self.cpu = _cpu() - self._cpu0
+            cpu, self.rss = _usage()
+            self.cpu = cpu - self._cpu0
 
     def request(self, url: str, op: str, nread: int, nwritten: int) -> None:
         scheme = _scheme(url)
@@ -144,9 +131,10 @@ class TaskMeter:
                 self.records_in = (self.records_in or 0) + n
 
     def stats(self, attempt: int, cold: bool, cached_fn: bool, request_id: str | None = None) -> dict:
-        """The dict a commit record (or an attempt's log record) carries."""
+        """The dict a commit record carries. ``rss`` is the process's peak resident set when the attempt
+        ended; ``rss_task`` says the attempt raised it (so the peak is its own, not an earlier task's)."""
         out = {"start": round(self.start, 6), "end": round(self.end or time.time(), 6),
-               "cpu": round(self.cpu, 6), "rss": _peak_rss(), "rss_task": self.rss_reset,
+               "cpu": round(self.cpu, 6), "rss": self.rss, "rss_task": self.rss > self._rss0,
                "records_in": self.records_in, "records_out": self.records_out, "pieces_in": self.pieces_in,
                "cached_manifests": self.cached_manifests,
                "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
