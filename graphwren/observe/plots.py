@@ -81,8 +81,8 @@ def timeline_figure(record):
     ax.set_xlim(left=0)
     ax.set_xlabel("seconds since the job started")
     ax.set_title(f"job {record.job}: {len(bars)} task attempts on {len(workers)} worker(s)", fontsize=10)
-    if bars:
-        ax.legend(fontsize=7, loc="upper right")
+    if bars:   # under the axes: over them it would hide the bars of the last seconds
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
