@@ -302,7 +302,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     p.set_defaults(func=lambda a: clean(a.storage, a.older_than, a.dry_run) and None)
 
-    p = sub.add_parser("jobs", help="list the jobs in a store with their state, age and key count")
+    p = sub.add_parser("jobs", help="list the jobs in a store: state, age, keys, and for kept ones "
+                                    "stages, duration and cost")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="store to list (default: the configured storage)")
     p.set_defaults(func=lambda a: jobs(a.storage) and None)

@@ -49,7 +49,7 @@ def flaky_once(x, marker):
 def run_with_a_retry(tmp_path, **settings):
     marker = str(tmp_path / "failed-once")
     return gw.bag.from_sequence(range(12), npartitions=4).map(flaky_once, marker).compute(
-        storage=f"file://{tmp_path}/s", progress=False, retries=1, **settings)
+        storage=f"file://{tmp_path}/s", progress=False, retries=1, speculation=False, **settings)
 
 
 def test_the_page_loads_in_chromium_and_draws_one_bar_per_attempt(tmp_path):

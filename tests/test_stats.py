@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 
 import pytest
 
@@ -196,3 +197,28 @@ def test_peak_rss_covers_what_the_task_held(tmp_path):
     driver.run(Plan([Stage("big", 1, allocate)], ["big"]), lambda *a: None)
     (a,) = driver.record.winners("big")
     assert a["stats"]["rss"] >= 96 * 2**20
+
+
+def hang_first_attempt(ctx):
+    """The last task's first attempt waits until a later attempt of it has started (or 30 s)."""
+    d = ctx.read_data("dir").decode()
+    if ctx.task == ctx.ntasks - 1:
+        if ctx.attempt == 0:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.path.join(d, "rescued")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            open(os.path.join(d, "rescued"), "w").close()
+    return [ctx.task]
+
+
+def test_a_straggler_and_its_backup_are_both_in_the_record(tmp_path):
+    driver = Driver(config.resolve({"storage": f"file://{tmp_path}/s", "progress": False, "speculation": True}))
+    driver.run(Plan([Stage("s", 6, hang_first_attempt)], ["s"], data={"dir": str(tmp_path).encode()}),
+               lambda *a: None)
+    attempts = driver.record.attempts_of("s", 5)
+    assert [(a["attempt"], a["kind"]) for a in attempts] == [(0, stats.FIRST), (1, stats.BACKUP)], (
+        attempts, driver.timeline)
+    assert sorted(a["outcome"] for a in attempts) == [stats.COMMITTED, stats.SUPERSEDED]
+    (row,) = Job(driver.record).summary().stages
+    assert row.backups == 1 and row.retries == 0 and row.skew > 1

@@ -247,7 +247,9 @@ class JobRecorder:
     def committed(self, stage: str, task: int, header: dict) -> None:
         key = (stage, task, header.get("a"))
         entry = self._open.get(key)
-        if entry is None:   # committed by an attempt the driver no longer waited for (counted lost)
+        if entry is None:   # an attempt the driver had given up on (lost, timed out) committed after all
+            entry = next((a for a in self.record.attempts if (a["stage"], a["task"], a["attempt"]) == key), None)
+        if entry is None:   # one the driver never launched (a duplicate delivery under another number)
             entry = {"stage": stage, "task": task, "attempt": header.get("a"), "kind": RETRY,
                      "outcome": None, "launched": None, "ended": None, "stats": None}
             self.record.attempts.append(entry)
