@@ -67,13 +67,9 @@ def test_a_redis_node_is_billed_by_the_hour(tmp_path):
     bill = cost.measured(record)
     redis = next(line for line in bill.lines if line.unit == "hours")
     assert redis.quantity == 2.0 and math.isclose(redis.dollars, 0.5)
-    unpriced = cost.measured(record_of({"backend": "lambda"}) if False else _with_redis(record_of({})))
-    assert any("prices.redis_hour" in n for n in unpriced.notes)
-
-
-def _with_redis(record):
-    record.driver_requests = {"redis": {"get": 1}}
-    return record
+    unpriced = record_of({"backend": "lambda"})   # the default table: a Redis node is yours to price
+    unpriced.driver_requests = {"redis": {"get": 1}}
+    assert any("prices.redis_hour" in n for n in cost.measured(unpriced).notes)
 
 
 def test_prices_are_checked_where_they_come_from(monkeypatch, tmp_path):
