@@ -138,9 +138,10 @@ class Array:
     def __setitem__(self, key, value):
         raise TypeError("graphwren arrays are immutable: build a new one (e.g. with gw.array.where)")
 
-    def explain(self, **settings) -> str:
-        """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task)."""
-        return planner.explain(self.expr, config.resolve(settings))
+    def explain(self, cost: bool = False, **settings) -> str:
+        """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task);
+        with ``cost``, the projected GB-seconds, requests and dollars per stage."""
+        return planner.explain(self.expr, config.resolve(settings), cost=cost)
 
     # -- structure ---------------------------------------------------------------
     def rechunk(self, chunks) -> "Array":

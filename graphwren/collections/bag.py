@@ -239,9 +239,10 @@ class Bag:
         parts, *_ = self._run(settings, sink=sink, description="to_parquet")
         return [p[0] for p in parts]
 
-    def explain(self, **settings) -> str:
-        """What will run, before paying for it: logical, optimized and physical plans."""
-        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
+    def explain(self, cost: bool = False, **settings) -> str:
+        """What will run, before paying for it: logical, optimized and physical plans; with ``cost``,
+        the projected tasks, GB-seconds, requests and dollars per stage on the configured backend."""
+        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None), cost=cost)
 
     def to_delayed(self, optimize_graph: bool = True) -> list:
         """One Delayed per partition, each computing to that partition's list (dask's; the graph is
