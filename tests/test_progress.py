@@ -45,6 +45,11 @@ def _square(x):
     return x * x
 
 
+def _slow_square(x):
+    time.sleep(0.003)   # 100 records per task: each map task lasts past a few of the driver's polls
+    return x * x
+
+
 def _total(xs):
     return sum(xs)
 
@@ -304,8 +309,8 @@ def test_the_driver_reports_the_bytes_its_commit_records_count(tmp_path, monkeyp
     caplog.set_level(logging.INFO, logger="graphwren")
     monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    got = gw.bag.range(400, npartitions=4).map(_square).sum().compute(storage=f"file://{tmp_path}/s",
-                                                                      progress_delay=0.0)
+    got = gw.bag.range(400, npartitions=4).map(_slow_square).sum().compute(storage=f"file://{tmp_path}/s",
+                                                                           progress_delay=0.0)
     assert got == sum(x * x for x in range(400))
     summary = gw.last_job().summary().stages
     moved = {s.index: s.bytes_read + s.bytes_written for s in summary}
