@@ -12,6 +12,7 @@ and every op after the recognised prefix, runs in Python as usual.
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 
 from . import bag_ops as t
@@ -26,31 +27,80 @@ _WORD_MAPS = {str.lower: "ascii_lower", str.upper: "ascii_upper", str.strip: "as
               len: "utf8_length"}
 
 
-def columnar_prefix(ops: list) -> int:
-    """How many leading ops the Arrow path can run: 0 if it does not apply."""
-    i = 0
-    while i < len(ops) and type(ops[i]) is t.Map and not ops[i].args and not ops[i].kwargs \
-            and ops[i].fn in _TEXT_MAPS:
+_METHODS = {"lower": str.lower, "upper": str.upper, "strip": str.strip, "split": str.split}
+
+
+def plain_fn(op):
+    """The builtin a plain Map applies (str.lower for map(str.lower) and for bag.str.lower()), else None."""
+    if type(op) is not t.Map or op.args or op.kwargs:
+        return None
+    fn = op.fn
+    if type(fn) is operator.methodcaller:   # bag.str.lower(): the same as str.lower on str records
+        cls, args = fn.__reduce__()[:2]
+        return _METHODS.get(args[0]) if cls is operator.methodcaller and len(args) == 1 else None
+    return fn
+
+
+def normalize(ops: list) -> list:
+    """Ops with ``map(str.split) | flatten`` (bag.str.split().flatten()) read as ``flat_map(str.split)``."""
+    out, i = [], 0
+    while i < len(ops):
+        if plain_fn(ops[i]) is str.split and i + 1 < len(ops) and type(ops[i + 1]) is t.Flatten:
+            out.append(t.FlatMap(str.split))
+            i += 2
+            continue
+        out.append(ops[i])
         i += 1
-    if not (i < len(ops) and type(ops[i]) is t.FlatMap and ops[i].fn is str.split):
+    return out
+
+
+def columnar_prefix(ops: list) -> int:
+    """How many leading ops the Arrow path can run: 0 if it does not apply (counted in ``ops`` as given)."""
+    ops_n = normalize(ops)
+    i = 0
+    while i < len(ops_n) and _hashable(plain_fn(ops_n[i])) and plain_fn(ops_n[i]) in _TEXT_MAPS:
+        i += 1
+    if not (i < len(ops_n) and type(ops_n[i]) is t.FlatMap and ops_n[i].fn is str.split):
         return 0
     i += 1
-    while i < len(ops) and type(ops[i]) is t.Map and not ops[i].args and not ops[i].kwargs \
-            and ops[i].fn in _WORD_MAPS:
-        word_kernel = ops[i].fn is len
+    while i < len(ops_n) and _hashable(plain_fn(ops_n[i])) and plain_fn(ops_n[i]) in _WORD_MAPS:
+        word_kernel = plain_fn(ops_n[i]) is len
         i += 1
         if word_kernel:  # lengths are ints: only frequencies may follow
             break
-    if i < len(ops) and type(ops[i]) is t.CountValues:
+    if i < len(ops_n) and type(ops_n[i]) is t.CountValues:
         i += 1
-    return i
+    # back to a count of the ops as given: a normalized split stands for two
+    return len(_original_span(ops, i))
+
+
+def _hashable(fn) -> bool:
+    try:
+        hash(fn)
+    except TypeError:
+        return False
+    return fn is not None
+
+
+def _original_span(ops: list, k: int) -> list:
+    """The leading ops of ``ops`` that make up the first ``k`` normalized ops."""
+    out, i, done = [], 0, 0
+    while done < k and i < len(ops):
+        if plain_fn(ops[i]) is str.split and i + 1 < len(ops) and type(ops[i + 1]) is t.Flatten:
+            out += ops[i:i + 2]
+            i += 2
+        else:
+            out.append(ops[i])
+            i += 1
+        done += 1
+    return out
 
 
 class ColumnarTextBlock:
     """Reader: a read_text block through its recognised prefix of ops, in Arrow when safe."""
 
     def __init__(self, reader, ops: list):
-        self.reader, self.ops = reader, list(ops)
+        self.reader, self.ops = reader, normalize(list(ops))
 
     def __call__(self, ctx):
         pieces = [(piece, *self.reader.raw(ctx, piece)) for piece in self.reader.pieces(ctx)]
@@ -73,12 +123,12 @@ class ColumnarTextBlock:
         for op in ops:
             if type(op) is t.FlatMap:
                 break
-            text = getattr(pc, _TEXT_MAPS[op.fn])(text)
+            text = getattr(pc, _TEXT_MAPS[plain_fn(op)])(text)
         words = pc.list_flatten(pc.ascii_split_whitespace(text))
         words = words.filter(pc.not_equal(words, ""))  # str.split() never yields ''
         for op in ops:
             if type(op) is t.CountValues:
                 counts = pc.value_counts(words)
                 return zip(counts.field(0).to_pylist(), counts.field(1).to_pylist())
-            words = getattr(pc, _WORD_MAPS[op.fn])(words)
+            words = getattr(pc, _WORD_MAPS[plain_fn(op)])(words)
         return iter(words.to_pylist())
