@@ -427,9 +427,16 @@ class Bag:
         """What will run, before paying for it: logical, optimized and physical plans."""
         return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
 
-    def visualize(self, filename: str = "graphwren.png", **settings) -> str:
-        """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text)."""
-        settings = config.resolve(settings)
+    def visualize(self, filename: str = "mydask", format: str | None = None,  # noqa: A002 - dask's name
+                  optimize_graph: bool = False, **settings) -> str:
+        """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text); the file's name.
+
+        As dask: a name without an extension gets ``format`` (default png).
+        graphwren draws the physical plan's stages, not dask's task graph.
+        """
+        if "." not in filename.rsplit("/", 1)[-1]:
+            filename = f"{filename}.{format or 'png'}"
+        settings = config.resolve(scheduler.settings_for(settings))
         with offline.planning():
             plan = planner.plan(self.expr, config.resolve(settings), explaining=True).plan
         lines = ["digraph stages {", "  rankdir=LR; node [shape=box];"]

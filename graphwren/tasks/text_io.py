@@ -32,10 +32,12 @@ class ReadTextBlock:
     """Lines of split i: of each piece (a file's byte range) packed into it, the lines that *start*
     inside [start, end), each with its newline, piece after piece.
 
-    ``linedelimiter`` as dask's read_text: None reads universal newlines
-    (``\r\n`` and ``\r`` become ``\n``); "\n", "\r", "\r\n" or "" split
-    there and keep the line ends as they are; any other string splits on it
-    and keeps it at the end of each record. ``include_path`` makes each
+    ``linedelimiter`` as dask's read_text without blocksize: None reads
+    universal newlines (``\r\n`` and ``\r`` become ``\n``), "" splits at any
+    of them and keeps them, any other string ("\n", "\r\n", ";") splits
+    there only and keeps it at the end of each record. (dask with a
+    blocksize turns "\n" into "\r\n" for linedelimiter="\r\n"; graphwren
+    gives the same records with or without blocks.) ``include_path`` makes each
     record ``(line, path)``.
     """
 
@@ -55,7 +57,7 @@ class ReadTextBlock:
     def _delimiter(self) -> bytes:
         """The bytes a block boundary moves to: a newline, or the custom delimiter (encoded)."""
         d = self.linedelimiter
-        return b"\n" if d in (None, "", "\n", "\r\n") else d.encode(self.encoding)
+        return b"\n" if d in (None, "") else d.encode(self.encoding)
 
     def raw(self, ctx, piece: tuple) -> tuple[bytes, int]:
         """A piece's bytes (decompressed, on line boundaries) and their offset in the file."""
@@ -76,9 +78,9 @@ class ReadTextBlock:
                              f"{offset + exc.start}{' (after decompression)' if comp else ''}: "
                              f"{exc.reason}") from None
         d = self.linedelimiter
-        if d in (None, "", "\n", "\r", "\r\n"):
+        if d in (None, ""):   # universal newlines: translated to \n (None) or kept as they are ("")
             lines = iter(io.StringIO(text, newline=d))
-        else:   # as dask: split on it, keep it, no empty record after a final delimiter
+        else:   # split on it and keep it (open(newline=d) in dask), no empty record after a final delimiter
             parts = text.split(d)
             lines = iter([p + d for p in parts[:-1]] + ([parts[-1]] if parts[-1] else []))
         if self.include_path:
