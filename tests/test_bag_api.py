@@ -93,6 +93,10 @@ def test_storage_options_set_the_s3_endpoint_and_refuse_credentials(s3_url, s3_e
     clear_cache()
     bag = db.read_text(f"{s3_url}/*.txt", storage_options={"client_kwargs": {"endpoint_url": s3_endpoint}})
     assert bag.flat_map(str.split).compute() == ["one", "two", "three"]
+    urls = db.from_sequence(["a", "b"], npartitions=2).to_textfiles(f"{s3_url}/out/*.txt",
+                                                                    storage_options={"endpoint_url": s3_endpoint})
+    assert urls == [f"{s3_url}/out/0.txt", f"{s3_url}/out/1.txt"]
+    assert s3.get_object(Bucket=bucket, Key=f"{prefix}/out/1.txt")["Body"].read() == b"b"
     with pytest.raises(ValueError, match="credentials"):
         db.read_text(f"{s3_url}/*.txt", storage_options={"key": "k", "secret": "s"})
     with pytest.raises(ValueError, match="unknown storage_options"):

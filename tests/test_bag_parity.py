@@ -100,6 +100,7 @@ ROWS = {
                         lambda ps: [x + 3 for x in flat(ps)], False),
     "map other bag (aligned)": (lambda b: b.map(add, b.map(abs)).compute(),
                                 lambda ps: [x + abs(x) for x in flat(ps)], False),
+    "map the same bag twice": (lambda b: b.map(add, b).compute(), lambda ps: [2 * x for x in flat(ps)], False),
     "map item (broadcast)": (lambda b: b.map(add, b.count()).compute(),
                              lambda ps: [x + len(flat(ps)) for x in flat(ps)], False),
     "module map": (lambda b: db.map(add, b, 100).compute(), lambda ps: [x + 100 for x in flat(ps)], False),

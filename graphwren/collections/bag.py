@@ -476,7 +476,13 @@ class Item(Bag):
 
 # -- constructors ----------------------------------------------------------------------
 def from_sequence(seq: Iterable, partition_size: int | None = None, npartitions: int | None = None) -> Bag:
-    """A bag of the records of ``seq``, shipped to the tasks through storage."""
+    """A bag of the records of ``seq``, shipped to the tasks through storage.
+
+    With neither ``npartitions`` nor ``partition_size``, graphwren makes at
+    most 8 partitions (every partition is a task); dask makes one per record
+    up to 100 records, about 100 beyond. Give ``npartitions=`` where the
+    layout matters (map_partitions, random_sample's draws).
+    """
     seq = list(seq)
     _check_npartitions(npartitions, "from_sequence")
     if partition_size is not None:
@@ -568,6 +574,15 @@ def to_textfiles(b: Bag, path: str, name_function: Callable | None = None, compr
                           **settings)
 
 
-__all__ = ["Bag", "Item", "from_sequence", "from_partitions", "range", "read_parquet", "from_arrow", "map", "map_partitions", "zip",
+def assert_eq(a, b, scheduler: str = "sync") -> None:
+    """Assert that two bags, items or values compute to equal results (dask.bag.assert_eq)."""
+    if isinstance(a, Bag):
+        a = a.compute(scheduler=scheduler)
+    if isinstance(b, Bag):
+        b = b.compute(scheduler=scheduler)
+    assert a == b, f"{a!r} != {b!r}"
+
+
+__all__ = ["Bag", "Item", "assert_eq", "from_sequence", "from_partitions", "range", "read_parquet", "from_arrow", "map", "map_partitions", "zip",
            "concat", "to_textfiles"]
 

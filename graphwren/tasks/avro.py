@@ -46,4 +46,4 @@ class WriteAvro:
         module.writer(out, module.parse_schema(self.schema), list(it), codec=self.codec,
                       sync_interval=self.sync_interval, metadata=self.metadata)
         open_store(store_url).put(key, out.getvalue())
-        return [display(store_url, key)]
+        return [display(store_url.split("?", 1)[0], key)]   # the file, without the store options

@@ -44,11 +44,17 @@ class ZipRecords:
 
 
 def _resolve(spec, parts, values, partitions: bool):
-    """Each argument of ``spec`` as its bag partition, item value or constant."""
+    """Each argument of ``spec`` as its bag partition, item value or constant.
+
+    A bag used twice (``b.map(f, b)``) gets its own pass each time: its records are held once as a list.
+    """
+    uses = [sum(1 for kind, what in spec if kind == BAG and what == k) for k in range(len(parts))]
+    held = {k: list(parts[k]) for k, n in enumerate(uses) if n > 1 and not isinstance(parts[k], list)}
     out = []
     for kind, what in spec:
         if kind == BAG:
-            out.append(parts[what])
+            part = held.get(what, parts[what])
+            out.append(iter(part) if not partitions and isinstance(part, list) else part)
         elif kind == ITEM:
             out.append(itertools.repeat(values[what]) if not partitions else values[what])
         else:
@@ -66,10 +72,9 @@ class AlignedMap:
         self.fn, self.args, self.kwargs = fn, list(args), dict(kwargs)
 
     def __call__(self, parts, values):
-        iters = _resolve(self.args, parts, values, partitions=False)
         keys = list(self.kwargs)
-        kw_iters = _resolve([self.kwargs[k] for k in keys], parts, values, partitions=False)
-        return self._run(iters, keys, kw_iters)
+        every = _resolve(self.args + [self.kwargs[k] for k in keys], parts, values, partitions=False)
+        return self._run(every[:len(self.args)], keys, every[len(self.args):])
 
     def _run(self, iters, keys, kw_iters):
         fn, n = self.fn, len(iters)
@@ -100,8 +105,8 @@ class AlignedPartitions:
 
     def __call__(self, parts, values):
         lists = [list(p) for p in parts]
-        args = _resolve(self.args, lists, values, partitions=True)
-        kwargs = dict(zip(self.kwargs, _resolve(list(self.kwargs.values()), lists, values, partitions=True)))
+        every = _resolve(self.args + list(self.kwargs.values()), lists, values, partitions=True)
+        args, kwargs = every[:len(self.args)], dict(zip(self.kwargs, every[len(self.args):]))
         out = self.fn(*args, **kwargs)
         return iter(out) if out is not None else iter(())
 

@@ -169,4 +169,4 @@ class WriteText:
         elif comp == "xz":
             data = lzma.compress(data)
         open_store(store_url).put(key, data)
-        return [display(store_url, key)]
+        return [display(store_url.split("?", 1)[0], key)]   # the file, without the store options
