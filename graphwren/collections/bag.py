@@ -123,6 +123,7 @@ class Bag:
         return self._narrow(t.Remove(_check_callable(predicate, "remove")))
 
     def flat_map(self, func: Callable) -> "Bag":
+        """Every item of func(record) (not in dask.bag, which writes ``b.map(func).flatten()``)."""
         return self._narrow(t.FlatMap(_check_callable(func, "flat_map")))
 
     def flatten(self) -> "Bag":
@@ -173,26 +174,39 @@ class Bag:
 
     # -- wide ------------------------------------------------------------------
     def reduceby(self, key, binop: Callable, initial=no_default, npartitions: int | None = None) -> "Bag":
-        """(key, reduced value) pairs, as PySpark's reduceByKey / toolz.reduceby."""
+        """(key, reduced value) pairs, as PySpark's reduceByKey / toolz.reduceby.
+
+        Not in dask.bag (its foldby(key, binop) does the same): kept for
+        PySpark and toolz code. ``key`` is a function or a field name.
+        """
         _check_callable(binop, "reduceby binop")
         n = _check_npartitions(npartitions, "reduceby")
         return Bag(e.ReduceBy(self.expr, key, binop, initial, binop, no_default, n, "reduceby"))
 
     def foldby(self, key, binop: Callable, initial=no_default, combine: Callable | None = None,
                combine_initial=no_default, split_every=None, npartitions: int | None = None) -> "Bag":
-        """dask.bag's foldby: binop folds records per partition, combine merges across."""
+        """dask.bag's foldby: binop folds records per partition, combine merges across.
+
+        ``npartitions=`` (not in dask) sets the reducer count; dask's
+        ``split_every`` is accepted and not needed (one hash shuffle).
+        """
         _check_callable(binop, "foldby binop")
         n = _check_npartitions(npartitions, "foldby")
         return Bag(e.ReduceBy(self.expr, key, binop, initial, combine or binop, combine_initial, n, "foldby"))
 
-    def groupby(self, grouper: Callable, npartitions: int | None = None, **_ignored) -> "Bag":
+    def groupby(self, grouper: Callable, method=None, npartitions: int | None = None, blocksize=2**20,
+                max_branch=None, shuffle=None) -> "Bag":
+        """(key, [records]) per key. graphwren always hash-shuffles through storage, so dask's
+        ``method``, ``shuffle``, ``max_branch`` and ``blocksize`` are accepted and not used."""
         grouper = grouper if callable(grouper) else operator.itemgetter(grouper)  # a field name, as dask
         return Bag(e.GroupBy(self.expr, grouper, _check_npartitions(npartitions, "groupby")))
 
     def frequencies(self, split_every=None, sort: bool = False, npartitions: int | None = None) -> "Bag":
+        """(value, count) pairs, most frequent first with ``sort=True``; ``npartitions=`` is graphwren's."""
         return Bag(e.Frequencies(self.expr, bool(sort), _check_npartitions(npartitions, "frequencies")))
 
     def distinct(self, key: Callable | None = None, npartitions: int | None = None) -> "Bag":
+        """One record per distinct record (or key, a function or a field name); ``npartitions=`` is graphwren's."""
         if key is not None and not callable(key):
             key = operator.itemgetter(key)  # a field name, as dask
         return Bag(e.Distinct(self.expr, key, _check_npartitions(npartitions, "distinct")))
@@ -267,6 +281,9 @@ class Bag:
     def sort(self, key=None, reverse: bool = False, npartitions: int | None = None) -> "Bag":
         """Globally ordered records: partition i's keys <= partition i+1's; stable for equal keys.
 
+        Not in dask.bag (which has no sort): TeraSort's sample, range
+        boundaries, range shuffle, per-partition sort.
+
         ``key`` is None (compare records), a field (a name for dicts, a position
         for tuples) or a function. A field of an Arrow source (read_parquet,
         from_arrow) sorts columnar, with Arrow kernels and no object per record.
@@ -291,7 +308,11 @@ class Bag:
 
     def join(self, other, on_self: Callable, on_other: Callable | None = None,
              npartitions: int | None = None) -> "Bag":
-        """(other record, self record) for every pair with equal keys, as dask.bag.join."""
+        """(other record, self record) for every pair with equal keys, as dask.bag.join.
+
+        ``other`` is a list (shipped to every partition, as dask) or a Bag:
+        dask joins only a one-partition bag, graphwren hash-shuffles both.
+        """
         _check_callable(on_self, "join on_self")
         on_other = on_other or on_self
         right = other.expr if isinstance(other, Bag) else tuple(other)
@@ -414,6 +435,7 @@ class Bag:
 
         Records must be dicts (columns by name) or tuples (columns f0, f1, ...);
         a columnar bag (read_parquet, from_arrow, a columnar sort) is written as is.
+        Not in dask.bag. ``compute=False`` returns a LazyWrite.
         """
         n = self.npartitions
         width = max(5, len(str(n - 1)))
@@ -495,7 +517,7 @@ def from_sequence(seq: Iterable, partition_size: int | None = None, npartitions:
 
 
 def from_partitions(partitions: Iterable[Iterable]) -> Bag:
-    """One partition per given list (dask's from_delayed, for data already split)."""
+    """One partition per given list (not in dask.bag: it is from_delayed's job there, for data already split)."""
     parts = tuple(tuple(p) for p in partitions)
     if not parts:
         raise ValueError("from_partitions needs at least one partition")
@@ -510,7 +532,7 @@ def range(n: int, npartitions: int) -> Bag:  # noqa: A001 - dask.bag.range
 
 
 def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict") -> Bag:  # noqa: A002
-    """Records of parquet files, one partition per file: dicts, or tuples with format='tuple'."""
+    """Records of parquet files, one partition per file: dicts, or tuples with format='tuple' (not in dask.bag)."""
     if format not in ("dict", "tuple"):
         raise ValueError(f"read_parquet: format must be 'dict' or 'tuple', got {format!r}")
     return Bag(e.ReadParquet(urlpath if isinstance(urlpath, str) else tuple(urlpath),
@@ -518,7 +540,7 @@ def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict"
 
 
 def from_arrow(tables, format: str = "dict") -> Bag:  # noqa: A002
-    """Records of pyarrow Tables, one partition per table; they stay tables until a record op."""
+    """Records of pyarrow Tables, one partition per table; they stay tables until a record op (not in dask.bag)."""
     if format not in ("dict", "tuple"):
         raise ValueError(f"from_arrow: format must be 'dict' or 'tuple', got {format!r}")
     tables = tuple([tables] if not isinstance(tables, (list, tuple)) else tables)
