@@ -28,8 +28,8 @@ def read_text(urlpath, blocksize=None, compression="infer", encoding: str = "utf
     ranged GETs, so every worker has a few (dask: one partition per file).
     ``blocksize`` (bytes, or a string like "64MiB", per block of each file,
     as dask) or ``files_per_partition`` (whole files per partition, as dask)
-    choose instead. Globs are listed now, sorted by name with numbers in
-    numeric order (part.2 before part.10; dask sorts plainly).
+    choose instead. Globs are listed now and sorted by name, as dask's
+    (part.10 before part.2; read_parquet sorts numbers numerically).
     ``include_path=True`` gives (line, path) records; the path is a local
     path, or the full s3:// URL (dask drops the scheme). ``storage_options``
     may set the S3 endpoint and timeouts, not credentials.
