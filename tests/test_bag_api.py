@@ -244,3 +244,19 @@ def test_min_and_fold_over_a_tree_with_empty_groups():
     with pytest.raises(ValueError, match="empty bag"):
         db.from_partitions([[] for _ in range(20)]).min(split_every=4).compute()
     assert b.mean().compute() == 4 and db.from_partitions([[x] for x in range(40)]).mean().compute() == 19.5
+
+
+def mod5(x):
+    return x % 5
+
+
+def test_multi_bag_ops_after_shuffles_and_sorts():
+    b = db.from_sequence(range(40), npartitions=4)
+    groups = b.groupby(mod5)
+    assert sorted(db.zip(groups, groups.map(len)).compute()) == [((k, list(range(k, 40, 5))), 2) for k in range(5)]
+    counts = b.map(mod5).frequencies()
+    assert sorted(db.concat([counts, counts]).compute()) == sorted([(k, 8) for k in range(5)] * 2)
+    desc = b.map(operator.neg).sort(npartitions=3)
+    assert desc.product(db.from_sequence("ab")).take(3, npartitions=-1) == ((-39, "a"), (-38, "a"), (-37, "a"))
+    assert desc.accumulate(add).compute() == list(itertools.accumulate(sorted(-x for x in range(40)), add))
+    assert sorted(groups.pluck(0).map(add, groups.count()).compute()) == [5, 6, 7, 8, 9]
