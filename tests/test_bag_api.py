@@ -260,3 +260,9 @@ def test_multi_bag_ops_after_shuffles_and_sorts():
     assert desc.product(db.from_sequence("ab")).take(3, npartitions=-1) == ((-39, "a"), (-38, "a"), (-37, "a"))
     assert desc.accumulate(add).compute() == list(itertools.accumulate(sorted(-x for x in range(40)), add))
     assert sorted(groups.pluck(0).map(add, groups.count()).compute()) == [5, 6, 7, 8, 9]
+
+
+def test_read_text_takes_pathlib_paths(tmp_path):
+    (tmp_path / "p.txt").write_text("a\nb\n")
+    assert db.read_text(tmp_path / "p.txt").compute() == ["a\n", "b\n"]
+    assert db.read_text([tmp_path / "p.txt", str(tmp_path / "p.txt")]).count().compute() == 4

@@ -8,6 +8,8 @@ explain() is wanted) is listed by compute() instead.
 """
 from __future__ import annotations
 
+import os
+
 from ..errors import StorageError
 from ..logical import bag as e
 from ..logical import bag_multi as em
@@ -15,7 +17,10 @@ from .bag import Bag, _check_npartitions
 from .io_options import parse_bytes, store_query  # noqa: F401 - parse_bytes is public
 
 def _paths(urlpath):
-    return urlpath if isinstance(urlpath, str) else tuple(str(p) for p in urlpath)
+    """A path, a pathlib.Path or a list of them, as the readers' nodes hold them (str or tuple of str)."""
+    if isinstance(urlpath, (str, os.PathLike)):
+        return os.fspath(urlpath)
+    return tuple(os.fspath(p) for p in urlpath)
 
 
 def read_text(urlpath, blocksize=None, compression="infer", encoding: str = "utf-8", errors: str = "strict",
