@@ -9,6 +9,9 @@ vocabulary, 12 words per line), written once under the scratch directory:
 * ``1 x 1 GB``         one big file: both cores should be busy (CPU utilisation is reported)
 * ``skewed``           16 x 5 MB where one word is 30% of all words
 * ``gzip``             16 x 5 MB of text, each gzipped (a glob of .txt.gz; MB are uncompressed)
+* ``2000x15KB.parquet`` the small-files corpus as parquet: one ``line`` column, row groups of
+                       50 lines, read with ``read_parquet(columns=["line"])`` (graphwren only:
+                       dask.bag has no read_parquet); MB are the lines' text bytes
 
 Workloads on each: ``frequencies()``, the ``reduceby`` form, and a
 ``groupby`` of lines by their first word (counted per group, so the result
@@ -28,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import glob
 import gzip
+import io
 import json
 import os
 import sys
@@ -58,6 +63,7 @@ class Shape:
     file_bytes: int
     skew: bool = False
     gzip: bool = False
+    parquet: bool = False
 
     def scaled(self, scale: float) -> "Shape":
         """Many-file shapes keep their file size and lose files; the others keep their files, smaller."""
@@ -69,7 +75,7 @@ class Shape:
 
     @property
     def pattern(self) -> str:
-        return "*.txt.gz" if self.gzip else "*.txt"
+        return "*.parquet" if self.parquet else "*.txt.gz" if self.gzip else "*.txt"
 
 
 SHAPES = [
@@ -79,7 +85,9 @@ SHAPES = [
     Shape("1x1GB", 1, 1_000_000_000),
     Shape("skewed", 16, 5_000_000, skew=True),
     Shape("gzip", 16, 5_000_000, gzip=True),
+    Shape("2000x15KB.parquet", 2_000, 15_000, parquet=True),
 ]
+PARQUET_ROW_GROUP = 50    # lines per row group: many row groups per file, for the packing to weigh
 SMALL_FILES = "2000x15KB"   # the shape also run on redis and S3
 
 
@@ -105,8 +113,10 @@ def make_shape(shape: Shape) -> str:
     per_file = max(WORDS_PER_LINE, int(shape.file_bytes / mean_word) // WORDS_PER_LINE * WORDS_PER_LINE)
     pending = np.empty(0, dtype=np.int64)   # drawn words not yet written
     for i in range(shape.nfiles):
-        path = os.path.join(root, f"part-{i:05d}.txt" + (".gz" if shape.gzip else ""))
-        with (gzip.open(path, "wt", compresslevel=6) if shape.gzip else open(path, "w")) as f:
+        path = os.path.join(root, f"part-{i:05d}" + (".parquet" if shape.parquet else ".txt")
+                            + (".gz" if shape.gzip else ""))
+        with (gzip.open(path, "wt", compresslevel=6) if shape.gzip else
+              _ParquetLines(path) if shape.parquet else open(path, "w")) as f:
             left = per_file
             while left:
                 if not len(pending):
@@ -123,6 +133,27 @@ def make_shape(shape: Shape) -> str:
     return root
 
 
+class _ParquetLines(io.StringIO):
+    """A text file written as parquet on close: one ``line`` column, row groups of PARQUET_ROW_GROUP lines."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def close(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        if not self.closed:
+            pq.write_table(pa.table({"line": self.getvalue().splitlines()}), self.path,
+                           row_group_size=PARQUET_ROW_GROUP)
+        super().close()
+
+
+def parquet_lines(path: str) -> list[str]:
+    import pyarrow.parquet as pq
+    return pq.read_table(path, columns=["line"]).column("line").to_pylist()
+
+
 def files_of(root: str, shape: Shape) -> list[str]:
     return sorted(glob.glob(os.path.join(root, shape.pattern)))
 
@@ -131,7 +162,8 @@ def reference_counts(root: str, shape: Shape) -> tuple[collections.Counter, coll
     """What plain Python counts: every word, and the first word of every line."""
     words, firsts = collections.Counter(), collections.Counter()
     for path in files_of(root, shape):
-        with (gzip.open(path, "rt") if shape.gzip else open(path)) as f:
+        with (gzip.open(path, "rt") if shape.gzip else
+              contextlib.nullcontext(parquet_lines(path)) if shape.parquet else open(path)) as f:
             for line in f:
                 split = line.split()
                 words.update(split)
@@ -141,7 +173,9 @@ def reference_counts(root: str, shape: Shape) -> tuple[collections.Counter, coll
 
 
 def text_bytes(root: str, shape: Shape) -> int:
-    """Uncompressed bytes of the shape (for gzip, what the tasks decode)."""
+    """Uncompressed bytes of the shape (for gzip, what the tasks decode; for parquet, the lines' text)."""
+    if shape.parquet:
+        return sum(len(line.encode()) + 1 for p in files_of(root, shape) for line in parquet_lines(p))
     if not shape.gzip:
         return sum(os.path.getsize(p) for p in files_of(root, shape))
     total = 0
@@ -167,7 +201,10 @@ def _nonblank(line):
 
 def graphwren_job(workload: str, path: str, storage: str):
     import graphwren as gw
-    lines = gw.bag.read_text(path)
+    if path.endswith(".parquet"):
+        lines = gw.bag.read_parquet(path, columns=["line"], format="tuple").pluck(0)
+    else:
+        lines = gw.bag.read_text(path)
     if workload == "frequencies":
         return dict(lines.flat_map(str.split).frequencies().compute(storage=storage))
     if workload == "reduceby":
@@ -269,7 +306,7 @@ def main(argv=None):
                     if store in stores:
                         runs.append((f"graphwren ({store})",
                                      lambda w, url=stores[store]: graphwren_job(w, path, url)))
-            if "dask" in engines:
+            if "dask" in engines and not shape.parquet:   # dask.bag has no read_parquet
                 runs.append(("dask.bag processes", lambda w: dask_job(w, path)))
             for workload in workloads:
                 expected = ref["firsts"] if workload == "groupby" else ref["words"]

@@ -17,7 +17,8 @@ Every phase of a task runs its steps one after another (read, compute,
 write), all tasks of a phase at once; a phase takes as long as its task, and
 its "binding" resource is the largest term. Printed: a per-phase breakdown,
 the total and its ratio to 3.4 minutes, for Redis as the shuffle medium and
-for S3 (with the request counts that make S3 the wrong place for this shuffle). The request counts
+for S3 (with the request counts that make a direct S3 shuffle slow, and the two-level exchange the
+planner picks there instead). The request counts
 are the planner's own (``planner/requests.py`` over the plan graphwren makes for the sort), the
 numbers explain() prints for the job, so the model and explain() cannot disagree.
 
@@ -134,7 +135,7 @@ def cpu_seconds(timings: dict, phase: str, task_mb: float, sample_mb: float, sca
                for step, per_mb in timings.items() if step.startswith(phase))
 
 
-def shuffle_requests(workers: int, storage: str = "s3://model/sort") -> requests.Requests:
+def shuffle_requests(workers: int, storage: str = "s3://model/sort", levels: str = "1") -> list[requests.Requests]:
     """The sort's range shuffle as graphwren plans it, counted as explain() counts it.
 
     The planner lays out a sort of ``workers`` partitions into ``workers``
@@ -142,23 +143,28 @@ def shuffle_requests(workers: int, storage: str = "s3://model/sort") -> requests
     count of the exchange depends on the task counts alone), and
     ``planner/requests.py`` counts the map stage's outputs: M PUTs and M
     commit records, M x R ranged GETs and one manifest GET per reducer.
+    With ``levels="2"`` (what the planner picks on S3 for this size) the
+    list has a second entry, the merge stage of the two-level exchange
+    (``planner/exchange.py``): the map side's GETs fall to M x H, the
+    merges' to R x G.
     """
     import graphwren as gw
     from graphwren import config, planner
     from graphwren.logical import offline
     job = gw.bag.from_sequence(range(workers), npartitions=workers).sort(npartitions=workers)
-    settings = config.resolve({"storage": storage, "shuffle_redis": None, "shuffle_storage": None})
+    settings = config.resolve({"storage": storage, "shuffle_redis": None, "shuffle_storage": None,
+                               "exchange_levels": levels})
     with offline.planning():
         plan = planner.plan(job.expr, settings, explaining=True).plan
-    [shuffle] = [s for s in plan.stages if s.nbuckets is not None]
-    return requests.count(plan, settings["storage"])[shuffle.name]
+    counted = requests.count(plan, settings["storage"])
+    return [counted[s.name] for s in plan.stages if s.nbuckets is not None]
 
 
 def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str,
             shuffle: requests.Requests | None = None) -> list[dict]:
     """Per-phase rows: seconds, the binding resource, and each term; ``shuffle`` is the exchange's
     request count (``shuffle_requests(a.workers)`` unless given)."""
-    shuffle = shuffle or shuffle_requests(a.workers)
+    shuffle = shuffle or shuffle_requests(a.workers)[0]
     m = r = a.workers
     task_mb = a.data_mb / a.workers
     piece_mb = task_mb / r
@@ -198,9 +204,24 @@ def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str,
         gets = shuffle.all_gets
         put_rate, get_rate = a.s3_put_per_s * a.s3_prefixes, a.s3_get_per_s * a.s3_prefixes
         write = s3_transfer(task_mb, puts / m)
+        if medium == "s3-two-level":   # the map side's pieces are read by the merges, the merges' by reducers
+            first, merged = shuffle_requests(a.workers, levels="2")
+            puts, gets = first.all_puts, first.all_gets
+            write = s3_transfer(task_mb, puts / m)
         row("map", {"S3 read": s3_transfer(task_mb, 1), "CPU": cpu["map"],
                     "S3 shuffle write": write, "PUT rate limit": max(0.0, puts / put_rate - write)},
             f"{puts:,} PUTs at {put_rate:,.0f}/s over {a.s3_prefixes} prefix(es)")
+        if medium == "s3-two-level":
+            k = merged.puts   # merge tasks; each reads and writes about a map task's share
+            mb = a.data_mb / k
+            read = s3_transfer(mb, gets / k)
+            put_s = merged.all_puts / put_rate
+            row("merge (2nd level)", {"ramp": a.workers / a.invoke_per_s, "S3 shuffle read": read,
+                                      "GET rate limit": max(0.0, gets / get_rate - read),
+                                      "S3 write": s3_transfer(mb, 1) + max(0.0, put_s - s3_transfer(mb, 1))},
+                f"{k:,} merges read {gets:,} runs (one ranged GET each) at {get_rate:,.0f}/s")
+            gets = merged.all_gets
+            piece_mb = task_mb / max(1, merged.gets // r)   # a reducer reads G pieces, not M
         read = s3_transfer(task_mb, gets / r)
         row("reduce", {"S3 shuffle read": read, "GET rate limit": max(0.0, gets / get_rate - read),
                        "CPU": cpu["reduce"], "S3 write": s3_transfer(task_mb, 1)},
@@ -212,7 +233,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample-records", type=lambda s: int(float(s)), default=1_000_000)
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an assumption")
-    ap.add_argument("--medium", choices=["all", "redis", "s3-pieces", "s3-ranged"], default="all")
+    ap.add_argument("--medium", choices=["all", "redis", "s3-pieces", "s3-ranged", "s3-two-level"], default="all")
     args = ap.parse_args(argv)
     a = Assumptions()
     for item in args.set:
@@ -229,11 +250,13 @@ def main(argv=None):
     print("\nassumptions (override with --set name=value):")
     for f in dataclasses.fields(a):
         print(f"  {f.name:18s} = {getattr(a, f.name)}")
-    media = ["redis", "s3-pieces", "s3-ranged"] if args.medium == "all" else [args.medium]
+    media = ["redis", "s3-pieces", "s3-ranged", "s3-two-level"] if args.medium == "all" else [args.medium]
     titles = {"redis": "Redis shuffle (the paper's setup)",
               "s3-pieces": "S3 shuffle, one object per (map, reduce) pair: M x R PUTs and GETs",
-              "s3-ranged": "S3 shuffle, one object per map task (graphwren's layout): M PUTs, M x R ranged GETs"}
-    shuffle = shuffle_requests(a.workers)
+              "s3-ranged": "S3 shuffle, one object per map task (graphwren's layout): M PUTs, M x R ranged GETs",
+              "s3-two-level": "S3 shuffle, two-level exchange (what graphwren plans on S3 at this size): "
+                              "M x H + R x G ranged GETs"}
+    shuffle = shuffle_requests(a.workers)[0]
     print(f"\nthe sort's shuffle as graphwren plans it ({a.workers} map tasks x {a.workers} reducers), "
           f"counted by planner/requests.py as explain() prints it:\n  requests: {shuffle.describe()}")
     for medium in media:

@@ -1,4 +1,4 @@
-"""graphwren: lazy bags and blocked arrays run as stateless tasks over storage.
+"""graphwren: lazy bags, blocked arrays and delayed calls run as stateless tasks over storage.
 
 The public API is loaded lazily (PEP 562): ``import graphwren`` costs almost
 nothing, and a worker process, which imports only ``graphwren.runtime``,
@@ -15,7 +15,16 @@ _LAZY = {
     "config": ("graphwren.config", None),
     "bag": ("graphwren.bag", None),
     "array": ("graphwren.array", None),
+    "delayed": ("graphwren.delayed", None),   # the module, callable as dask.delayed (see graphwren/delayed.py)
+    "Delayed": ("graphwren.delayed", "Delayed"),
+    "compute": ("graphwren.delayed", "compute"),
+    "persist": ("graphwren.delayed", "persist"),
     "Executor": ("graphwren.executor", "Executor"),
+    "ParameterServer": ("graphwren.paramserver", "ParameterServer"),
+    "FunctionExecutor": ("graphwren.executor", "FunctionExecutor"),
+    "default_executor": ("graphwren.executor", "default_executor"),
+    "get_result": ("graphwren.executor", "get_result"),
+    "ALWAYS": ("graphwren.executor", "ALWAYS"),
     "wait": ("graphwren.executor", "wait"),
     "get_all_results": ("graphwren.executor", "get_all_results"),
     "ANY_COMPLETED": ("graphwren.executor", "ANY_COMPLETED"),

@@ -11,6 +11,7 @@ from .collections.bag_io import *  # noqa: F401,F403
 from .collections.bag_io import __all__ as _io
 from .collections.bag_lazy import LazyFrame, LazyTable, LazyWrite  # noqa: F401
 from .collections.bag_str import StringAccessor  # noqa: F401
+from .delayed import compute  # noqa: F401 - dask.bag.compute is dask.compute: graphwren.compute
 
-__all__ = [*_core, *_io, "random", "LazyWrite", "LazyFrame", "LazyTable", "StringAccessor"]
+__all__ = [*_core, *_io, "random", "compute", "LazyWrite", "LazyFrame", "LazyTable", "StringAccessor"]
 _sys.modules.setdefault(__name__ + ".random", random)   # `import graphwren.bag.random` works too

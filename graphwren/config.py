@@ -64,6 +64,7 @@ DEFAULTS = {
     "shuffle_storage": None,  # store URL for every shuffle exchange; None -> chosen by size
     "shuffle_redis": None,    # redis:// URL shuffles may use when small enough (PyWren's sort)
     "shuffle_redis_limit": 4 * 1024**3,  # projected bytes above which a shuffle stays in storage
+    "exchange_levels": "auto",  # "auto": a two-level exchange where S3 requests would dominate; "1"/"2": always
     "lambda_function": None,  # name of the deployed function (lambda backend)
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
     "lambda_memory": 2048,    # MB; picks the default function graphwren-<version>-<memory>mb
@@ -75,12 +76,12 @@ _TYPES = {
     "task_timeout": float, "speculation": bool, "progress": bool, "progress_delay": float,
     "keep": bool, "inline_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
-    "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
+    "exchange_levels": str, "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}
 _NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "max_task_memory",
                  "shuffle_redis_limit"}
-_CHOICES = {"backend": ("local", "lambda")}
+_CHOICES = {"backend": ("local", "lambda"), "exchange_levels": ("auto", "1", "2")}
 _URL_PREFIXES = {"shuffle_redis": ("redis://", "rediss://"), "lambda_endpoint": ("http://", "https://")}
 _STORE_URLS = ("storage", "shuffle_storage")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -120,3 +120,7 @@ class StoreURLError(StorageError, ConfigError):
 
 class SandboxError(GraphwrenError):
     """The sandbox's servers are not installed or did not start."""
+
+
+class ParameterServerError(GraphwrenError):
+    """A parameter server call failed: a tensor missing or mismatched, a server unreachable or lost data."""

@@ -371,3 +371,92 @@ def test_coalesced_reads_on_every_store(store_url, small_target):
     assert dict(r for p in out.value() for r in p) == collections.Counter(ws)
     (decision,) = planned.adapted
     assert decision.ran < decision.planned == 8 and len(out.value()) == decision.ran
+
+
+# -- skewed buckets: split where the operation allows it -------------------------------------------
+def test_driver_splits_a_skewed_join_bucket_over_the_big_sides_map_outputs(tmp_path):
+    plan = Plan([Stage("left", 4, spread, nbuckets=8), Stage("right", 2, spread_small, nbuckets=8),
+                 Stage("join", 8, join_sides, [Edge("left", HASH_SHUFFLE), Edge("right", HASH_SHUFFLE)],
+                       adaptive=Adaptive(8192, split_inputs=(0, 1)))], ["join"])
+    driver = make_driver(tmp_path)
+    outputs = driver_run(driver, plan)
+    (decision,) = driver.adaptive
+    assert decision.skewed == [0] and decision.splits[0] > 1
+    split_tasks = [t for t, g in enumerate(decision.groups) if g == [0]]
+    assert len(split_tasks) == decision.splits[0]
+    # each split task read a share of the left side's bucket 0 and the right side's bucket 0 whole
+    lefts = []
+    for t in split_tasks:
+        left, right = outputs[("join", t)][0]
+        assert right == sorted(x for j in range(2) for x in small_reference(j, 0))
+        lefts.extend(left)
+    assert sorted(lefts) == sorted(x for j in range(4) for x in spread_reference(j, 0))
+    for t, group in enumerate(decision.groups):
+        if t not in split_tasks:
+            left, right = outputs[("join", t)][0]
+            assert left == sorted(x for j in range(4) for b in group for x in spread_reference(j, b))
+    assert "skewed bucket 0" in decision.describe() and "split over" in decision.describe()
+
+
+def spread_small(ctx):
+    buckets = [[] for _ in range(ctx.nbuckets)]
+    for x in range(ctx.task * 10, ctx.task * 10 + 10):
+        buckets[x % ctx.nbuckets].append(x)
+    return buckets
+
+
+def small_reference(j, b):
+    return [x for x in range(j * 10, j * 10 + 10) if x % 8 == b]
+
+
+def test_a_skewed_bucket_of_a_reducer_that_needs_whole_keys_is_never_split(tmp_path):
+    plan = Plan([Stage("map", 4, spread, nbuckets=8),
+                 Stage("reduce", 8, collect_all, [Edge("map", HASH_SHUFFLE)], adaptive=Adaptive(4096))],
+                ["reduce"])
+    driver = make_driver(tmp_path)
+    driver_run(driver, plan)
+    assert driver.adaptive[0].skewed == [0] and driver.adaptive[0].splits == {}
+
+
+def test_split_inputs_must_name_hash_shuffle_inputs():
+    with pytest.raises(ValueError, match="split only hash-shuffle inputs"):
+        Stage("j", 2, collect_all, [Edge("a", HASH_SHUFFLE), Edge("b", BROADCAST)],
+              adaptive=Adaptive(100, split_inputs=(1,)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 500), min_size=3, max_size=3), min_size=1, max_size=6),
+       st.lists(st.lists(st.integers(0, 50), min_size=3, max_size=3), min_size=1, max_size=3),
+       st.integers(1, 600))
+def test_replan_reads_every_pair_of_pieces_exactly_once(left, right, target):
+    """Whatever is coalesced or split, each (left piece, right piece) of one bucket meets in exactly one task."""
+    stage = Stage("j", 3, collect_all, [Edge("l", HASH_SHUFFLE), Edge("r", HASH_SHUFFLE)],
+                  adaptive=Adaptive(target, split_inputs=(0, 1)))
+    decision = adaptive.replan(stage, {"l": left, "r": right})
+    assert stage.ntasks == decision.ran
+    met = collections.Counter()
+    for t in range(stage.ntasks):
+        lp = stage.inputs[0].pieces(t, len(left))
+        rp = stage.inputs[1].pieces(t, len(right))
+        for (jl, bl) in lp:
+            for (jr, br) in rp:
+                if bl == br:
+                    met[(jl, jr, bl)] += 1
+    assert met == collections.Counter((jl, jr, b) for b in range(3) for jl in range(len(left))
+                                      for jr in range(len(right)))
+
+
+def test_a_skewed_join_matches_python(tmp_path, small_target):
+    rng = random.Random(5)
+    left = [0 if rng.random() < 0.5 else rng.randrange(1, 3000) for _ in range(40_000)]   # key 0: half the rows
+    right = [rng.randrange(3000) for _ in range(3_000)]
+    bag = gw.bag.from_sequence(left, npartitions=8).join(gw.bag.from_sequence(right, npartitions=4), key_mod)
+    parts, planned, decisions = run(bag, tmp_path)
+    by_key = collections.defaultdict(list)
+    for y in right:
+        by_key[key_mod(y)].append(y)
+    expected = sorted((y, x) for x in left for y in by_key[key_mod(x)])
+    assert sorted(r for p in parts for r in p) == expected
+    (decision,) = decisions
+    assert decision.splits, decision.describe()
+    assert planned.plan.stage(decision.stage).ntasks == decision.ran == len(parts)

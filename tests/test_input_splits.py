@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import gzip
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -162,3 +163,46 @@ def test_a_file_gone_between_planning_and_reading_is_named(tmp_path):
 def test_a_missing_plain_path_is_named_at_planning(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file.*nope.txt"):
         db.read_text(str(tmp_path / "nope.txt")).count().compute(storage=f"file://{tmp_path}/s", progress=False)
+
+
+# -- from_sequence without npartitions: sized by the planner ------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(nbytes=st.integers(0, 10 * 1024**3), nitems=st.integers(0, 10**7), workers=st.integers(1, 64),
+       backend=st.sampled_from(["local", "lambda"]))
+def test_sequence_partitions_keep_workers_busy_within_the_split_cap_and_never_exceed_the_records(
+        nbytes, nitems, workers, backend):
+    s = settings_for(workers, backend)
+    n, why = inputs.sequence_partitions(nbytes, nitems, s)
+    assert 1 <= n <= max(nitems, 1) and why
+    busy = workers * (1 if backend == "lambda" else inputs.SPLITS_PER_WORKER)
+    if backend == "lambda":
+        busy = 1000   # settings_for's lambda_max_workers: the backend's concurrency
+    assert n >= min(nitems, busy)                     # every worker gets work while there are records
+    cap = inputs.split_target(nbytes, 1, s)
+    assert n == max(nitems, 1) or -(-nbytes // n) <= cap   # none over the cap unless one record each
+
+
+def test_from_sequence_is_sized_by_the_planner_and_dask_choices_still_win(tmp_path):
+    run = dict(storage=f"file://{tmp_path}/store", progress=False)
+    s = settings_for(workers=2)
+    from graphwren import planner
+    big = db.from_sequence(range(10**6))
+    n = planner.npartitions(big.expr, {**config.resolve(), **s})
+    assert n == 2 * inputs.SPLITS_PER_WORKER          # not 10**6 partitions, nor 1 on 2 workers
+    assert big.sum().compute(**run) == sum(range(10**6))
+    text = big.sum().explain(**run)
+    assert re.search(r"from_sequence\(1,000,000 records, [\d.]+ \w+, in \d+ partitions: 4 per worker\)", text), text
+    few = db.from_sequence(["a", "b", "c"])
+    assert few.npartitions == 3 and few.compute(**run) == ["a", "b", "c"]   # never more than the records
+    assert db.from_sequence([]).compute(**run) == [] and db.from_sequence([]).npartitions == 1
+    # a sequence too large for split_target's cap gets more partitions than the workers need
+    huge, _ = inputs.sequence_partitions(10 * inputs.MAX_SPLIT, 10**6, s)
+    assert huge == 10
+    # records come back in order, the partitions' sizes within one of each other
+    parts = db.from_sequence(range(1003)).map_partitions(lambda p: [list(p)]).compute(**run)
+    assert [x for p in parts for x in p] == list(range(1003))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    # dask's cuts when asked: full partitions, the last one shorter
+    assert db.from_sequence(range(10), npartitions=4).map_partitions(lambda p: [len(list(p))]).compute(**run) \
+        == [3, 3, 3, 1]
+    assert db.from_sequence(range(10), partition_size=4).npartitions == 3

@@ -23,8 +23,10 @@ def mod2(x):
     return x % 2
 
 
-def plan_of(bag, storage=None):
-    return planner.plan(bag.expr, config.resolve({"storage": storage} if storage else {})).plan
+def plan_of(bag, storage=None, **settings):
+    if storage:
+        settings["storage"] = storage
+    return planner.plan(bag.expr, config.resolve(settings)).plan
 
 
 def edge_kinds(plan):
@@ -155,3 +157,30 @@ def test_reducers_follow_the_bytes_not_the_map_count():
     big = db.from_sequence(["x" * 1000] * 200_000, npartitions=8)   # ~200 MB of strings
     shuffle = next(s for s in plan_of(big.distinct()).stages if s.nbuckets)
     assert 2 <= shuffle.nbuckets <= 8 and "per reducer" in shuffle.label
+
+
+def test_a_shuffle_too_big_for_a_task_is_cut_into_more_reducers_than_map_tasks():
+    """Part 5 of the adaptive-planning issue: a stage that cannot fit is split further, not refused."""
+    from graphwren.planner import memory, sizing
+    settings = {"max_task_memory": 250 * 2**20, "backend": "local"}
+    fits = memory.largest_bag_read(memory.bound(settings))
+    n, why = sizing.reducers(10 * 2**30, 16, settings)
+    assert n > 16 and 10 * 2**30 / n <= fits and "fits a task's 250.0 MiB" in why
+    assert sizing.reducers(10 * 2**20, 16, settings)[0] == 1     # small shuffles are not cut for memory
+    # through the planner: the reducers' projected peak stays under the bound, and it runs
+    words = [f"w{i % 5000}:" + "x" * 200 for i in range(60_000)]    # ~12 MB at the source
+    b = db.from_sequence(words, npartitions=8).map(lambda w: (w.split(":")[0], w))
+    settings = dict(max_task_memory=180 * 2**20)
+    plan = plan_of(b.groupby(lambda kv: kv[0]), **settings)
+    reduce = plan.stages[-1]
+    assert reduce.ntasks >= 3 and reduce.peak_memory <= 180 * 2**20
+    got = b.groupby(lambda kv: kv[0]).map(lambda kv: (kv[0], len(kv[1]))).compute(progress=False, **settings)
+    assert sorted(got) == sorted((f"w{i}", 12) for i in range(5000))
+
+
+def test_a_users_npartitions_too_few_for_memory_is_refused_with_advice():
+    import pytest
+    from graphwren.errors import ProjectedMemoryError
+    b = db.from_sequence([f"w{i}:" + "x" * 200 for i in range(60_000)], npartitions=8).map(lambda w: (w, 1))
+    with pytest.raises(ProjectedMemoryError, match=r"the same data in 3 tasks .* would fit.*max_task_memory"):
+        b.groupby(lambda kv: kv[0], npartitions=1).explain(max_task_memory=180 * 2**20)

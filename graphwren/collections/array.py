@@ -109,6 +109,34 @@ class Array:
         store.put(HEADER_KEY, json.dumps(header).encode())
         return header
 
+    def persist(self, **settings) -> "Array":
+        """Compute now and keep the blocks in storage; the new Array reads them back (dask's persist).
+
+        The blocks are written as by ``store()`` under a job id of the configured
+        storage (``{storage}/{job}/array``), recorded like a kept job: they stay
+        until ``graphwren clean`` removes that job (on Redis, whose stores are key
+        prefixes, under their own prefix ``{prefix}/{job}``, which clean does not see).
+        """
+        from ..runtime import records
+        from ..runtime.lease import Lease
+        from ..runtime.storage import open_store
+        settings = config.resolve(settings)
+        job = records.new_job_id()
+        url = _persist_url(settings["storage"], job)
+        lease = None
+        if not url.startswith(("redis://", "rediss://")):
+            lease = Lease(job, f"persist array {self.name}")
+            lease.add(open_store(settings["storage"]))   # graphwren jobs / clean see it as a job
+        try:
+            self.store(url, **settings)
+        except BaseException:
+            if lease is not None:
+                lease.end("failed")
+            raise
+        if lease is not None:
+            lease.end("finished")
+        return load(url)
+
     def explain(self, **settings) -> str:
         """Logical plan, optimized plan, stages (tasks, edges, storage, reads/writes, peak memory/task)."""
         return planner.explain(self.expr, config.resolve(settings))
@@ -466,6 +494,20 @@ def arange(start, stop=None, step=1, chunks="auto", dtype=None) -> Array:
     size = max(0, int(np.ceil((stop - start) / step)))
     dtype = check_numeric(np.arange(start, start + step, step).dtype if dtype is None else dtype, "arange")
     return Array(Arange(start, step, size, normalize_chunks(chunks, (size,), dtype), dtype))
+
+
+def _persist_url(storage: str, job: str) -> str:
+    """Where ``persist`` puts an array: a folder under the job's prefix (a key prefix on Redis)."""
+    from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+    if "://" not in storage:
+        return storage.rstrip("/") + f"/{job}/array"
+    parts = urlsplit(storage)
+    if parts.scheme.lower() in ("redis", "rediss"):
+        query = parse_qs(parts.query, keep_blank_values=True)
+        prefix = (query.pop("prefix", None) or ["graphwren"])[0] or "graphwren"
+        query["prefix"] = [f"{prefix}/{job}"]
+        return urlunsplit(parts._replace(query=urlencode({k: v[-1] for k, v in query.items()})))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + f"/{job}/array"))
 
 
 def load(url: str) -> Array:

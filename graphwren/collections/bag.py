@@ -22,8 +22,10 @@ from typing import Callable, Iterable
 
 from .. import config
 from .. import planner
+from . import delayed as dl
 from ..logical import bag as e
 from ..logical import bag_multi as em
+from ..logical.delayed import FromDelayed
 from ..logical import offline
 from ..planner.outputs import Partitions
 from ..tasks import aggregates as agg
@@ -37,7 +39,6 @@ from .io_options import apply_storage_options, parse_bytes
 from .bag_str import StringAccessor
 
 no_default = t.no_default
-DEFAULT_NPARTITIONS = 8
 
 
 def _check_npartitions(n, what: str, allow_none: bool = True):
@@ -55,8 +56,9 @@ def _check_callable(fn, what: str):
 
 
 def _lazy_kind(value) -> str:
-    """How an argument of map/map_partitions travels: an Item's value, a Bag's partition, or a constant."""
-    if isinstance(value, Item):
+    """How an argument of map/map_partitions travels: an Item's (or Delayed's) value, a Bag's partition,
+    or a constant."""
+    if isinstance(value, (Item, dl.Delayed)):
         return tm.ITEM
     if isinstance(value, Bag):
         return tm.BAG
@@ -73,6 +75,8 @@ def _aligned(combine_cls, func, args: tuple, kwargs: dict, what: str) -> "Bag":
         kind = _lazy_kind(value)
         if kind == tm.CONST:
             return (kind, value)
+        if isinstance(value, dl.Delayed):   # broadcast like an Item, as dask's map does
+            value = Item.from_delayed(value)
         pool = frames if kind == tm.BAG else items
         names = [x.name for x in pool]
         if value.expr.name not in names:
@@ -88,7 +92,7 @@ def _aligned(combine_cls, func, args: tuple, kwargs: dict, what: str) -> "Bag":
 
 
 def _takes_collections(args, kwargs) -> bool:
-    return any(isinstance(v, Bag) for v in (*args, *kwargs.values()))
+    return any(isinstance(v, (Bag, dl.Delayed)) for v in (*args, *kwargs.values()))
 
 
 class Bag:
@@ -368,10 +372,14 @@ class Bag:
         return out
 
     def persist(self, **settings) -> "Bag":
-        """Compute once and keep the partitions in storage; the new bag reads them back."""
-        parts, planned, job, settings = self._run(settings, keep=True, description="persist")
-        out = planned.plan.stage(planned.output)
-        return type(self)(e.Persisted(out.storage or settings["storage"], job, out.name, out.ntasks))
+        """Compute once and keep the partitions in storage; the new bag reads them back.
+
+        They stay as a kept job until ``graphwren clean`` removes it; only this
+        process can read them (see ``gw.persist``, which persists several at once).
+        """
+        (expr,), planned = dl.persist_run([self.expr], scheduler.settings_for(settings))   # stage names unique to the job: persisted bags meet
+        self._adapted = planned.adapted   # explain() shows what adaptivity changed
+        return type(self)(expr)
 
     def _write(self, sink_of: Callable, description: str, compute: bool, settings: dict):
         """Run a writer now (its files' URLs), or, with compute=False, a LazyWrite that runs it later."""
@@ -449,6 +457,15 @@ class Bag:
         """What will run, before paying for it: logical, optimized and physical plans."""
         return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
 
+    def to_delayed(self, optimize_graph: bool = True) -> list:
+        """One Delayed per partition, each computing to that partition's list (dask's; the graph is
+        always optimized)."""
+        return dl.bag_partitions(self.expr, self.npartitions)
+
+    def __graphwren_delayed__(self):
+        # a bag as an argument of a delayed call (or in delayed(bag)): its records, as one list
+        return dl.bag_value(self.expr, item=False)
+
     def visualize(self, filename: str = "mydask", format: str | None = None,  # noqa: A002 - dask's name
                   optimize_graph: bool = False, **settings) -> str:
         """Write the stage graph as an image with graphviz's ``dot`` (or as .dot text); the file's name.
@@ -492,6 +509,18 @@ class Item(Bag):
         """func(value), lazily (dask's Item.apply)."""
         return Item(e.Narrow(self.expr, t.Map(_check_callable(func, "apply"))))
 
+    def to_delayed(self, optimize_graph: bool = True):
+        """The value as a Delayed (dask's Item.to_delayed)."""
+        return dl.Delayed(dl.bag_value(self.expr, item=True))
+
+    @staticmethod
+    def from_delayed(value) -> "Item":
+        """An Item whose value is the Delayed's (dask's Item.from_delayed)."""
+        return Item(FromDelayed(dl.delayed_nodes(value, "Item.from_delayed")[:1], True))
+
+    def __graphwren_delayed__(self):
+        return dl.bag_value(self.expr, item=True)
+
     def __repr__(self) -> str:
         return f"graphwren.Item<{self.expr._describe()}>"
 
@@ -500,18 +529,18 @@ class Item(Bag):
 def from_sequence(seq: Iterable, partition_size: int | None = None, npartitions: int | None = None) -> Bag:
     """A bag of the records of ``seq``, shipped to the tasks through storage.
 
-    With neither ``npartitions`` nor ``partition_size``, graphwren makes at
-    most 8 partitions (every partition is a task); dask makes one per record
-    up to 100 records, about 100 beyond. Give ``npartitions=`` where the
-    layout matters (map_partitions, random_sample's draws).
+    Without ``npartitions`` or ``partition_size`` (which cut as dask does) the
+    planner chooses the count: a few partitions per worker, more if their
+    bytes need it, never more than there are records (sizing.sequence_partitions).
     """
     seq = list(seq)
     _check_npartitions(npartitions, "from_sequence")
     if partition_size is not None:
         _check_npartitions(partition_size, "from_sequence partition_size")
         npartitions = max(1, math.ceil(len(seq) / partition_size))
-    n = npartitions or max(1, builtins.min(len(seq), DEFAULT_NPARTITIONS))
-    size = max(1, math.ceil(len(seq) / n))  # as dask: full partitions, the last one shorter
+    if npartitions is None:
+        return Bag(e.FromSequence(tuple(seq)))
+    size = max(1, math.ceil(len(seq) / npartitions))  # as dask: full partitions, the last one shorter
     parts = tuple(tuple(seq[i:i + size]) for i in builtins.range(0, len(seq), size)) or ((),)
     return Bag(e.FromData(parts))
 
@@ -524,6 +553,18 @@ def from_partitions(partitions: Iterable[Iterable]) -> Bag:
     return Bag(e.FromData(parts))
 
 
+def from_delayed(values) -> Bag:
+    """A bag with one partition per Delayed value, each computing to a list of records (dask's).
+
+    The calls run in the same job as the bag's own stages, and a bag's
+    ``to_delayed()`` partitions may come back this way.
+    """
+    nodes = dl.delayed_nodes(values, "from_delayed")
+    if not nodes:
+        raise ValueError("from_delayed needs at least one Delayed value")
+    return Bag(FromDelayed(nodes))
+
+
 def range(n: int, npartitions: int) -> Bag:  # noqa: A001 - dask.bag.range
     """range(n) generated inside the tasks."""
     if not isinstance(n, int) or n < 0:
@@ -531,12 +572,22 @@ def range(n: int, npartitions: int) -> Bag:  # noqa: A001 - dask.bag.range
     return Bag(e.Range(n, _check_npartitions(npartitions, "range", allow_none=False)))
 
 
-def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict") -> Bag:  # noqa: A002
-    """Records of parquet files, one partition per file: dicts, or tuples with format='tuple' (not in dask.bag)."""
+def read_parquet(urlpath, columns: list[str] | None = None, format: str = "dict",  # noqa: A002
+                 npartitions: int | None = None) -> Bag:
+    """Records of parquet files: dicts, or tuples with format='tuple' (not in dask.bag).
+
+    The planner reads the files' footers and packs their row groups into
+    splits by size: small files share a split, a file of many row groups
+    spreads over several (planner/parquet_splits.py). ``npartitions`` cuts
+    the row groups into that many splits of about equal bytes instead.
+    """
     if format not in ("dict", "tuple"):
         raise ValueError(f"read_parquet: format must be 'dict' or 'tuple', got {format!r}")
+    if isinstance(columns, str):
+        raise TypeError(f"read_parquet: columns must be a list of column names, got the string {columns!r}")
     return Bag(e.ReadParquet(urlpath if isinstance(urlpath, str) else tuple(urlpath),
-                             tuple(columns) if columns else None, format == "tuple"))
+                             tuple(columns) if columns else None, format == "tuple",
+                             _check_npartitions(npartitions, "read_parquet")))
 
 
 def from_arrow(tables, format: str = "dict") -> Bag:  # noqa: A002
@@ -605,6 +656,6 @@ def assert_eq(a, b, scheduler: str = "sync") -> None:
     assert a == b, f"{a!r} != {b!r}"
 
 
-__all__ = ["Bag", "Item", "assert_eq", "from_sequence", "from_partitions", "range", "read_parquet", "from_arrow", "map", "map_partitions", "zip",
-           "concat", "to_textfiles"]
+__all__ = ["Bag", "Item", "assert_eq", "from_sequence", "from_partitions", "from_delayed", "range", "read_parquet",
+           "from_arrow", "map", "map_partitions", "zip", "concat", "to_textfiles"]
 

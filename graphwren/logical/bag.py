@@ -9,7 +9,6 @@ view explain() prints (rule ``fuse_narrow``).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 
 from ..tasks import bag_ops as t
@@ -71,6 +70,24 @@ class FromData(BagExpr):
     def projected_bytes(self):
         from ..runtime.codec import nbytes_estimate
         return sum(nbytes_estimate(list(p)) for p in self.partitions)
+
+
+class FromSequence(BagExpr):
+    """Records the driver holds (from_sequence without npartitions): the planner cuts them by size."""
+
+    _parameters = ("items",)
+
+    @property
+    def npartitions(self):
+        raise NotImplementedError("from_sequence's partitions are cut by the planner: ask planner.npartitions")
+
+    def _describe(self):
+        return f"FromSequence(records={len(self.items)})"
+
+    @functools.cached_property
+    def projected_bytes(self):
+        from ..runtime.codec import nbytes_estimate
+        return nbytes_estimate(list(self.items))
 
 
 class FromArrow(BagExpr):
@@ -152,14 +169,16 @@ class ReadText(BagExpr):
 
 
 class ReadParquet(BagExpr):
-    """Records of parquet files, one partition per file (read_parquet)."""
+    """Records of parquet files; the planner packs their row groups into splits by size (planner/parquet_splits.py)."""
 
-    _parameters = ("urlpath", "columns", "as_tuples")
+    _parameters = ("urlpath", "columns", "as_tuples", "nparts")
+    _defaults = {"nparts": None}
 
     @functools.cached_property
-    def files(self):
-        from ..runtime.storage.paths import expand
-        return expand(self.urlpath, "read_parquet")
+    def files(self) -> list[tuple]:
+        """Every file named, listed once: (store URL, key, size); a glob's sizes come with its listing."""
+        from ..runtime.storage.paths import expand_sized
+        return expand_sized(self.urlpath, "read_parquet")
 
     @property
     def unlisted(self) -> bool:
@@ -173,23 +192,54 @@ class ReadParquet(BagExpr):
 
     @property
     def npartitions(self):
-        if self.unlisted:
-            paths = offline.paths_of(self.urlpath)
-            return offline.UNKNOWN if any(map(offline.has_glob, paths)) else len(paths)
-        return len(self.files)
+        if self.nparts is not None:
+            return self.nparts
+        raise NotImplementedError("read_parquet's partitions are cut by the planner: ask planner.npartitions")
 
     @functools.cached_property
     def footers(self) -> list:
-        """Every file's parquet metadata: only the footers are read, in parallel."""
-        from ..tasks.tables import parquet_metadata
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            return list(pool.map(lambda f: parquet_metadata(*f), self.files))
+        """Every file's parquet metadata (None for a 0-byte file): only the footers are read, in parallel."""
+        from ..tasks.tables import read_footers
+        return read_footers(self.files)
+
+    @property
+    def footers_at_plan(self) -> bool:
+        """Whether planning reads every footer: already read, or few enough files (else a sample: see below)."""
+        from ..tasks.tables import MAX_PLAN_FOOTERS
+        return "footers" in self.__dict__ or len(self.files) <= MAX_PLAN_FOOTERS
+
+    @functools.cached_property
+    def listing_model(self) -> tuple[float, int]:
+        """(decoded bytes of ``columns`` per byte of column data, bytes per file that are not column data).
+
+        From an evenly spaced sample of footers, for globs too large to read
+        every footer at plan time: a file of ``size`` bytes then decodes to
+        about ``(size - overhead) * ratio`` (see ``estimated_bytes``). The
+        footer and magic are taken out first: in small files they outweigh the data.
+        """
+        from ..tasks.tables import SAMPLE_FOOTERS, column_data_bytes, read_footers, row_group_bytes
+        sized = [f for f in self.files if f[2]]
+        step = max(1, len(sized) // SAMPLE_FOOTERS)
+        sample = sized[::step][:SAMPLE_FOOTERS]
+        footers = read_footers(sample)
+        data = sum(map(column_data_bytes, footers))
+        decoded = sum(sum(row_group_bytes(m, self.columns)) for m in footers)
+        overhead = (sum(f[2] for f in sample) - data) // max(1, len(sample))
+        return (decoded / data if data else 1.0), max(0, overhead)
+
+    def estimated_bytes(self, size: int) -> int:
+        """About how many bytes a file of ``size`` stored bytes decodes to (listing_model)."""
+        ratio, overhead = self.listing_model
+        return int(max(0, size - overhead) * ratio)
 
     @property
     def projected_bytes(self):
         if self.size_unread:
             return None
-        return sum(m.row_group(g).total_byte_size for m in self.footers for g in range(m.num_row_groups))
+        if self.footers_at_plan:
+            from ..tasks.tables import row_group_bytes
+            return sum(sum(row_group_bytes(m, self.columns)) for m in self.footers)
+        return sum(self.estimated_bytes(f[2]) for f in self.files)
 
     @property
     def schema(self):
@@ -199,7 +249,8 @@ class ReadParquet(BagExpr):
     @functools.cached_property
     def _schema(self):
         from ..tasks.tables import common_schema
-        return common_schema([m.schema.to_arrow_schema() for m in self.footers], self.columns)
+        return common_schema([m.schema.to_arrow_schema() if m is not None else None for m in self.footers],
+                             self.columns)
 
 
 class Persisted(BagExpr):

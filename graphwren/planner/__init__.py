@@ -14,6 +14,7 @@ from .. import logical
 from ..logical import offline
 from ..logical.array import ArrayExpr
 from ..logical.bag import BagExpr
+from ..logical.delayed import Roots, is_delayed_plan
 from ..logical.expr import Expr
 from ..runtime.plan import Plan
 from . import memory
@@ -28,6 +29,7 @@ class Planned:
     output: str                   # the stage whose partitions return to the caller
     notes: list[str]              # what explain() adds (sources it did not list)
     adapted: list = dataclasses.field(default_factory=list)  # the driver's adaptive decisions, once run
+    roots: list = dataclasses.field(default_factory=list)    # plan_many: where each root's value comes back
 
 
 def optimize(expr: Expr, settings: dict) -> Expr:
@@ -48,6 +50,8 @@ def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, ta
     there instead of returning them. ``explaining`` sizes driver-held data
     without encoding it.
     """
+    if is_delayed_plan(expr):   # delayed values, or a bag made of them: the delayed lowering (delayed.py)
+        return plan_many([expr], settings, explaining=explaining, sink=sink, ntasks=ntasks)
     optimized = optimize(expr, settings)
     if isinstance(optimized, ArrayExpr):
         from .array import ArrayLowering
@@ -62,11 +66,31 @@ def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, ta
     return Planned(built, optimized, lowering.output, lowering.notes)
 
 
+def plan_many(exprs: list[Expr], settings: dict, *, explaining: bool = False, suffix: str = "",
+              sink=None, ntasks: int | None = None) -> Planned:
+    """One plan computing every expression of ``exprs`` (delayed values, bags, arrays), shared parts once.
+
+    ``Planned.roots[i]`` says where expression i's value comes back; ``suffix``
+    makes the stage names unique to this job (persist: a later plan reads them).
+    """
+    from .delayed import lower_many, optimize_together
+    optimized = optimize_together([optimize(e, settings) if isinstance(e, ArrayExpr) else e for e in exprs],
+                                  settings)
+    lowering = lower_many(optimized, settings, explaining, suffix, sink, ntasks)
+    built = lowering.plan(lowering.outputs)
+    memory.check(built, memory.bound(settings), lowering.advice)
+    return Planned(built, optimized[0] if len(optimized) == 1 else Roots(tuple(optimized)), lowering.output,
+                   lowering.notes, roots=lowering.roots)
+
+
 def npartitions(expr: Expr, settings: dict) -> int:
     """How many partitions ``expr`` has once planned: sources are listed and cut as compute() would."""
     optimized = optimize(expr, settings)
     if not isinstance(optimized, BagExpr):
         raise TypeError(f"npartitions of a {type(expr).__name__}")
+    if is_delayed_plan(optimized):   # a bag made of delayed values: the lowering that knows them
+        from .delayed import lower_many
+        return lower_many([optimized], settings, explaining=True).pending(optimized).npartitions
     from .bag import BagLowering
     return BagLowering(optimized, settings, explaining=True).pending(optimized).npartitions
 

@@ -14,8 +14,8 @@ import math
 from typing import Callable
 
 from ..logical import offline
-from ..logical.bag import (FromArrow, FromData, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet, ReadText,
-                           Repartition, Shuffle, Sort, TreeReduce, describe_op)
+from ..logical.bag import (FromArrow, FromData, FromSequence, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet,
+                           ReadText, Repartition, Shuffle, Sort, TreeReduce, describe_op)
 from ..logical.bag_multi import MULTI_NODES
 from ..logical.expr import Expr
 from ..runtime import codec
@@ -25,13 +25,13 @@ from ..tasks import sort as srt
 from ..tasks import tables as tb
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
 from ..tasks.text_io import ReadTextBlock, text_reader
-from . import adaptive, bag_multi, edges, memory, shuffle_medium, sizing
+from . import adaptive, bag_multi, edges, exchange, memory, parquet_splits, shuffle_medium, sizing
 from .build import PlanBuilder
 from .explain import human_bytes
 
 DEFAULT_SPLIT_EVERY = 16
-SMALLER_TASKS = ("use more, smaller partitions (a smaller read_text blocksize=, more files, "
-                 "or npartitions= on the shuffle)")
+SMALLER_TASKS = ("use more, smaller partitions (a smaller read_text blocksize=, npartitions= on "
+                 "read_parquet, from_sequence or the shuffle, or more files)")
 
 
 @dataclasses.dataclass
@@ -48,6 +48,7 @@ class Pending:
     task_bytes: int | None = None   # the most bytes one task reads, where known (for the memory model)
     source_bytes: int | None = None  # bytes all tasks read from sources (files, shipped data)
     adaptive: bool = False          # reads hash shuffles whose bucket count the planner chose (not the user)
+    split_inputs: tuple = ()        # of those, the inputs a skewed bucket may be split over (a join's sides)
 
     def records(self) -> "Pending":
         """The same partitions as Python records (a table turns into dicts or tuples)."""
@@ -101,6 +102,8 @@ class BagLowering(PlanBuilder):
             data = self.ship(expr.name, [list(p) for p in expr.partitions], codec.nbytes_estimate)
             return self._source(data, len(data), f"from_sequence({human_bytes(data.offsets[-1])})",
                                 max(map(data.nbytes, range(len(data)))), data.offsets[-1])
+        if isinstance(expr, FromSequence):
+            return self._from_sequence(expr)
         if isinstance(expr, FromArrow):
             data = self.ship(expr.name, expr.tables, lambda table: table.nbytes)
             return dataclasses.replace(
@@ -123,17 +126,7 @@ class BagLowering(PlanBuilder):
                                             expr.include_path), len(splits),
                                 sizing.describe(expr.files, splits), max(sizes, default=0), sum(sizes))
         if isinstance(expr, ReadParquet):
-            if expr.size_unread:
-                self.note_unlisted(expr.urlpath)
-            files = [] if expr.unlisted else expr.files
-            largest = None
-            if "footers" in expr.__dict__:  # sized only when already read: the model adds no I/O
-                largest = max((sum(m.row_group(g).total_byte_size for g in range(m.num_row_groups))
-                               for m in expr.footers), default=0)
-            out = self._source(tb.ReadParquetTable(files, expr.columns), expr.npartitions,
-                               f"read_parquet({expr.npartitions} files{', size unknown' if expr.size_unread else ''})",
-                               largest, None)
-            return dataclasses.replace(out, table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
+            return self._read_parquet(expr)
         if isinstance(expr, Persisted):
             self.add(Stage(expr.stage, expr.nparts, t.Collect(), label="persisted",
                            external={"store": expr.store, "job": expr.job}))
@@ -155,6 +148,29 @@ class BagLowering(PlanBuilder):
             return bag_multi.lower(self, expr, Pending)
         raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the expression first")
 
+    def _from_sequence(self, expr: FromSequence) -> Pending:
+        """The records cut into as many partitions as sizing.sequence_partitions says, sizes within one."""
+        items = expr.items
+        nbytes = expr.projected_bytes
+        n, why = sizing.sequence_partitions(nbytes, len(items), self.settings)
+        q, r = divmod(len(items), n)
+        cuts = [i * q + min(i, r) for i in range(n + 1)]
+        data = self.ship(expr.name, [list(items[a:b]) for a, b in zip(cuts, cuts[1:])], codec.nbytes_estimate)
+        label = f"from_sequence({len(items):,} records, {human_bytes(data.offsets[-1])}, in {n:,} partitions: {why})"
+        return self._source(data, len(data), label, max(map(data.nbytes, range(len(data)))), data.offsets[-1])
+
+    def _read_parquet(self, expr: ReadParquet) -> Pending:
+        """Row groups packed into splits by their decoded bytes (planner/parquet_splits.py)."""
+        planned = parquet_splits.plan(expr, self.settings)
+        if planned is None:  # explain(): the splits are cut when compute() lists the files and reads footers
+            self.note_unlisted(expr.urlpath)
+            n, label = parquet_splits.unlisted(expr)
+            out = self._source(tb.ReadParquetSplit([], expr.columns), n, label, None, None)
+        else:
+            out = self._source(tb.ReadParquetSplit(planned.splits, expr.columns), len(planned.splits),
+                               planned.label, planned.task_bytes, planned.total_bytes)
+        return dataclasses.replace(out, table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
+
     @staticmethod
     def _source(read, n: int, label: str, task_bytes: int | None, source_bytes: int | None) -> Pending:
         return Pending([], read, [], n, [label], task_bytes=task_bytes, source_bytes=source_bytes)
@@ -164,9 +180,12 @@ class BagLowering(PlanBuilder):
         up = self.pending(expr.frame)
         why = "npartitions given"
         if n is None:
-            n, why = sizing.reducers(_read(up), up.npartitions)
+            n, why = sizing.reducers(_read(up), up.npartitions, self.settings)
         name = self.materialize(up, t.HashBuckets(expr.key, expr.first, expr.opname), nbuckets=n,
                                 boundary=f"hash shuffle into {n} ({why})", shuffled=expr.frame, resizable=True)
+        merged = self._two_level(name, up.npartitions, n, _read(up))
+        if merged is not None:   # too many pieces for the store's request rate: merged first
+            return _after(merged, n, _share(_total(up), n))
         after = _after(Edge(name, HASH_SHUFFLE), n, _share(_total(up), n))
         after.adaptive = expr.nparts is None   # npartitions= given: the user's count is kept
         return after
@@ -176,8 +195,7 @@ class BagLowering(PlanBuilder):
         sides = (expr.left, expr.right)
         shuffled = all(isinstance(side, Shuffle) for side in sides)
         if shuffled:
-            n = sides[0].nparts or sides[1].nparts or max(
-                sizing.reducers(_read(p), p.npartitions)[0] for p in (self.pending(side.frame) for side in sides))
+            n = sides[0].nparts or sides[1].nparts or self._join_reducers([self.pending(side.frame) for side in sides])
             left, right = (self._shuffle(side, n) for side in sides)
         else:
             left, right = self.pending(expr.left), self.pending(expr.right)
@@ -186,7 +204,18 @@ class BagLowering(PlanBuilder):
         # of both sides and coalesces them alike, so a key's records from each side still meet in one task.
         return Pending(left.inputs + right.inputs, t.JoinBuckets(expr.on_self, expr.on_other), [],
                        left.npartitions, ["hash join"], task_bytes=both,
-                       adaptive=shuffled and left.adaptive and right.adaptive)
+                       adaptive=shuffled and left.adaptive and right.adaptive,
+                       # a bucket's join is the union of the joins of any division of one side's pieces
+                       # with the other side's whole bucket: the driver may split a skewed one
+                       split_inputs=(0, 1) if shuffled else ())
+
+    def _join_reducers(self, sides: list[Pending]) -> int:
+        # a join task reads bucket i of both sides at once: size the count from their sum
+        read = [_read(p) for p in sides]
+        total = None if None in read else sum(read)
+        counts = [p.npartitions for p in sides]
+        n_in = next((c for c in counts if offline.is_unknown(c)), None) or max(counts)
+        return sizing.reducers(total, n_in, self.settings)[0]
 
     def _tree(self, up: Pending, combine, split_every) -> Pending:
         every = DEFAULT_SPLIT_EVERY if split_every is None else split_every
@@ -245,8 +274,21 @@ class BagLowering(PlanBuilder):
         mapper = dataclasses.replace(up, inputs=up.inputs + [Edge(bounds, BROADCAST)])
         name = self.materialize(mapper, sink, nbuckets=n_out, shuffled=expr.frame, size_always=True,
                                 boundary=f"range partition {by} into {n_out} [{path}]", resizable=True)
-        return dataclasses.replace(reduce, inputs=[Edge(name, RANGE_SHUFFLE)], label=[f"sort {by} [{path}]"],
+        edge = self._two_level(name, n_in, n_out, _read(up)) or Edge(name, RANGE_SHUFFLE)
+        return dataclasses.replace(reduce, inputs=[edge], label=[f"sort {by} [{path}]"],
                                    task_bytes=_share(_total(up), n_out))
+
+    def _two_level(self, name: str, maps, reducers, shuffled_bytes) -> Edge | None:
+        """The reducers' edge through a merge stage when stage ``name``'s M x R pieces are too many GETs
+        (planner/exchange.py), else None."""
+        shuffle = self.stages[-1]
+        layout = exchange.choose(maps, reducers, shuffle.storage or self.settings["storage"],
+                                 self.settings.get("exchange_levels", "auto"))
+        if layout is None:
+            return None
+        merge = self.add(exchange.merge_stage(self.name("merge"), name, layout, shuffle.storage, shuffled_bytes))
+        shuffle.adaptive = None   # the merges name its tasks one by one: their count must stay
+        return exchange.reducer_edge(merge, layout)
 
     def _sort_column(self, up: Pending, expr: Sort) -> str | None:
         """The key's column when the sort can run on Arrow tables, else None (Python records)."""
@@ -297,14 +339,24 @@ class BagLowering(PlanBuilder):
                       list(p.inputs), nbuckets=nbuckets, label=label, peak_memory=memory.bag_task(p.task_bytes),
                       read_bytes=p.source_bytes)
         if p.adaptive and resizable and ntasks == p.npartitions and not offline.is_unknown(ntasks):
-            stage.adaptive = Adaptive(adaptive.reducer_target(self.settings))
+            stage.adaptive = Adaptive(adaptive.reducer_target(self.settings), split_inputs=p.split_inputs)
         if shuffled is not None:
             projected = functools.cache(lambda: shuffled.projected_bytes)
             unread = any(getattr(node, "size_unread", False) for node in shuffled.walk())
             stage.storage, stage.storage_note = shuffle_medium.choose(self.settings, projected, unread)
             if size_always or projected.cache_info().currsize:
                 stage.estimated_bytes = projected()
-        return self.add(stage, SMALLER_TASKS)
+        return self.add(stage, self._smaller(p, ntasks))
+
+    def _smaller(self, p: Pending, ntasks) -> str:
+        """The advice for a stage over the memory bound, with the task count that would fit where known."""
+        if p.task_bytes is None or offline.is_unknown(ntasks):
+            return SMALLER_TASKS
+        fits = memory.largest_bag_read(memory.bound(self.settings))
+        need = -(-ntasks * p.task_bytes // fits)
+        if need <= ntasks:
+            return SMALLER_TASKS
+        return f"the same data in {need:,} tasks of ~{human_bytes(p.task_bytes * ntasks / need)} would fit; " + SMALLER_TASKS
 
 
 def _read(p: Pending) -> int | None:

@@ -42,7 +42,9 @@ def stage_table(plan: Plan, default_storage: str) -> str:
             one = s.nbuckets == 1 and not offline.is_unknown(s.nbuckets)
             lines.append(f"    -> {s.nbuckets} bucket{'' if one else 's'} per task, one object per task")
         if s.adaptive is not None:
-            lines.append(f"    adaptive: the run coalesces adjacent buckets up to {human_bytes(s.adaptive.target_bytes)} per task")
+            split = " and splits a skewed bucket over one side's map outputs" if s.adaptive.split_inputs else ""
+            lines.append(f"    adaptive: the run coalesces adjacent buckets up to {human_bytes(s.adaptive.target_bytes)} "
+                         f"per task{split}")
         note = f"  ({s.storage_note})" if s.storage_note else ""
         lines.append(f"    storage: {s.storage or default_storage}{note}")
         facts = []

@@ -131,7 +131,8 @@ def over_budget(r: Requests, where: str) -> str | None:
         cost.append(f"{r.all_puts:,} PUTs, ~{put_s:,.0f} s at ~{S3_PUT_PER_S:,.0f} PUT/s")
     return (f"{where} exchanges through {r.store}: " + " and ".join(cost) + "; "
             "a shuffle reads M x R pieces, so fewer map tasks (a larger blocksize=) or fewer reducers "
-            "(npartitions=) cut it by their product, and Redis serves many small pieces better "
+            "(npartitions=) cut it by their product, a two-level exchange (exchange_levels=\"2\"; automatic "
+            "from ~10 s of GETs) to about M x sqrt(R) + R x sqrt(M), and Redis serves many small pieces better "
             "(shuffle_redis= or shuffle_storage=redis://...)")
 
 

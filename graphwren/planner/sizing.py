@@ -41,12 +41,26 @@ def split_target(total_bytes: int, nfiles: int, settings: dict) -> int:
     return max(floor, min(target, cap))
 
 
-def reducers(shuffled_bytes: int | None, n_in: int) -> tuple[int, str]:
-    """(reducer count, why) for a hash shuffle of about ``shuffled_bytes`` from ``n_in`` map tasks."""
+def reducers(shuffled_bytes: int | None, n_in: int, settings: dict | None = None) -> tuple[int, str]:
+    """(reducer count, why) for a hash shuffle of about ``shuffled_bytes`` from ``n_in`` map tasks.
+
+    ``REDUCER_BYTES`` per reducer, and no more reducers than map tasks (the
+    map side's output is at most what it read, so that many were enough to
+    read it); but when a reducer's share would not fit one task's memory
+    (``settings``' bound), the shuffle is cut into as many more as it takes.
+    """
     if shuffled_bytes is None or offline.is_unknown(n_in):
         return n_in, "as many as map tasks: the size is unknown"
     n = max(1, min(-(-shuffled_bytes // REDUCER_BYTES), max(n_in, 1)))
-    return n, f"~{human_bytes(shuffled_bytes)} at most, {human_bytes(REDUCER_BYTES)} per reducer"
+    why = f"~{human_bytes(shuffled_bytes)} at most, {human_bytes(REDUCER_BYTES)} per reducer"
+    if settings is not None:
+        fits = memory.largest_bag_read(memory.bound(settings))
+        needed = -(-shuffled_bytes // fits)
+        if needed > n:
+            n = needed
+            why = (f"~{human_bytes(shuffled_bytes)} at most, cut so each reducer's "
+                   f"~{human_bytes(shuffled_bytes / n)} fits a task's {human_bytes(memory.bound(settings))}")
+    return n, why
 
 
 def text_splits(files: list[tuple], blocksize: int | None, files_per_partition: int | None,
@@ -60,7 +74,12 @@ def text_splits(files: list[tuple], blocksize: int | None, files_per_partition: 
     if files_per_partition is not None:
         return [[_whole(f) for f in files[i:i + files_per_partition]]
                 for i in range(0, len(files), files_per_partition)]
-    target = split_target(sum(f[2] for f in files), len(files), settings)
+    return pack_files(files, split_target(sum(f[2] for f in files), len(files), settings))
+
+
+def pack_files(files: list[tuple], target: int) -> list[list[tuple]]:
+    """Files ``(store URL, key, size, compression)`` packed into splits of about ``target`` bytes, big plain
+    files cut into equal blocks of their own (none over the target): the pieces of each split, in order."""
     splits: list[list[tuple]] = []
     current: list[tuple] = []
     filled = 0
@@ -122,3 +141,28 @@ def unlisted_text(urlpath, blocksize, files_per_partition, compression) -> tuple
     if blocksize is not None and all(infer_compression(p, compression) for p in paths):
         return n, label
     return offline.UNKNOWN, label
+
+
+def sequence_partitions(nbytes: int, nitems: int, settings: dict) -> tuple[int, str]:
+    """(partition count, why) for ``nitems`` records the driver holds, about ``nbytes`` encoded (from_sequence).
+
+    Records handed to from_sequence are often work to do (paths, parameters)
+    rather than data, so their bytes set only the floor of parallelism: a few
+    partitions per worker (one per Lambda invocation the backend may run at
+    once), more when the bytes need them to stay within split_target's cap,
+    and never more than one record per partition.
+    """
+    if nitems <= 0:
+        return 1, "no records"
+    workers = planned_workers(settings)
+    per_worker = 1 if settings.get("backend") == "lambda" else SPLITS_PER_WORKER
+    busy = workers * per_worker
+    cap = split_target(nbytes, 1, settings)
+    by_bytes = -(-nbytes // cap)
+    if by_bytes > busy:
+        n, why = by_bytes, f"at most {human_bytes(cap)} each"
+    else:
+        n, why = busy, f"{per_worker} per worker" if per_worker > 1 else "one per worker"
+    if n >= nitems:
+        return nitems, "one record each"
+    return n, why

@@ -11,9 +11,14 @@ gather. The stage's hash-shuffle edges become CUSTOM edges whose task i
 reads, bucket after bucket, each bucket of its group from every map task,
 so its output is the planned reducers' outputs concatenated in order.
 
-Splitting a skewed bucket over several reducers is not done: every reducer
-a bag lowers to today (a combine, a group, a distinct, a join) needs all of
-one key's records in one task, and a bucket holds whole keys.
+A skewed bucket (over the target and ``SKEW_FACTOR`` times the median) is
+split over several tasks where the stage allows it (``Adaptive.split_inputs``):
+a hash join's bucket is the union of the joins of any division of ONE side's
+pieces with the other side's whole bucket, so the big side's map outputs
+are cut into runs of about the target and each task reads one run plus the
+other side whole (Spark's skew-join handling). Other reducers (a combine, a
+group, a distinct) need all of one key's records in one task, and a bucket
+holds whole keys: their skewed buckets are kept whole and reported.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import statistics
 
 from .plan import CUSTOM, HASH_SHUFFLE, Edge, Stage
 
-#: A bucket this many times the median (and over the target) is skewed: reported, not split.
+#: A bucket this many times the median (and over the target) is skewed: split where allowed, else reported.
 SKEW_FACTOR = 5
 
 
@@ -33,8 +38,9 @@ class Decision:
     stage: str
     planned: int                      # tasks the planner gave the stage
     bucket_bytes: list[int]           # measured bytes of each planned bucket, summed over map tasks
-    groups: list[list[int]]           # the buckets each task reads now, in order
+    groups: list[list[int]]           # the buckets each task reads now, in order (a split bucket: once per task)
     target_bytes: int
+    splits: dict[int, int] = dataclasses.field(default_factory=dict)   # split bucket -> tasks it ran on
 
     @property
     def ran(self) -> int:
@@ -42,18 +48,20 @@ class Decision:
 
     @property
     def skewed(self) -> list[int]:
-        """Buckets over the target and SKEW_FACTOR times the median: one task each, not split (see above)."""
-        median = statistics.median(self.bucket_bytes) if self.bucket_bytes else 0
-        return [b for b, s in enumerate(self.bucket_bytes) if s > self.target_bytes and s > SKEW_FACTOR * median]
+        """Buckets over the target and SKEW_FACTOR times the median, split or not."""
+        return skewed_buckets(self.bucket_bytes, self.target_bytes)
 
     def describe(self) -> str:
         """``planned 16 tasks, ran 2 (16 buckets of ~40 KiB coalesced to 2 of ~320 KiB, target 64.0 MiB)``."""
         text = self._what()
-        skewed = self.skewed
-        if skewed:
-            big = max(self.bucket_bytes[b] for b in skewed)
-            text += (f"; skewed bucket{'s' if len(skewed) > 1 else ''} {', '.join(map(str, skewed[:5]))}"
-                     f"{' ...' if len(skewed) > 5 else ''} (up to {_human(big)}) kept whole: "
+        for b, k in list(self.splits.items())[:5]:
+            text += (f"; skewed bucket {b} ({_human(self.bucket_bytes[b])}) split over {k} tasks, "
+                     f"each reading a share of one side and the other side whole")
+        whole = [b for b in self.skewed if b not in self.splits]
+        if whole:
+            big = max(self.bucket_bytes[b] for b in whole)
+            text += (f"; skewed bucket{'s' if len(whole) > 1 else ''} {', '.join(map(str, whole[:5]))}"
+                     f"{' ...' if len(whole) > 5 else ''} (up to {_human(big)}) kept whole: "
                      f"a bucket holds whole keys and its reducer needs them together")
         return text
 
@@ -61,12 +69,19 @@ class Decision:
         total = sum(self.bucket_bytes)
         head = f"planned {self.planned} task{'s' if self.planned != 1 else ''}, ran {self.ran}"
         target = _human(self.target_bytes)
-        if self.ran == self.planned:
+        nbuckets = self.ran - sum(self.splits.values()) + len(self.splits)   # tasks before splitting
+        if nbuckets == self.planned:
             return f"{head} (no two adjacent buckets fit in the {target} target: kept as planned)"
-        if self.ran == 1:
+        if nbuckets == 1 and not self.splits:
             return f"{head}: a gather (the whole shuffle is {_human(total)}, under the {target} target)"
-        return (f"{head} ({self.planned} buckets of ~{_human(total / self.planned)} coalesced to {self.ran} "
-                f"of ~{_human(total / self.ran)}, target {target})")
+        return (f"{head} ({self.planned} buckets of ~{_human(total / self.planned)} coalesced to {nbuckets} "
+                f"of ~{_human(total / nbuckets)}, target {target})")
+
+
+def skewed_buckets(sizes: list[int], target: int) -> list[int]:
+    """The buckets over ``target`` and over SKEW_FACTOR times the median bucket."""
+    median = statistics.median(sizes) if sizes else 0
+    return [b for b, s in enumerate(sizes) if s > target and s > SKEW_FACTOR * median]
 
 
 def coalesce(sizes: list[int], target: int) -> list[list[int]]:
@@ -91,46 +106,76 @@ def coalesce(sizes: list[int], target: int) -> list[list[int]]:
     return groups
 
 
-def bucket_sizes(offsets_per_task: list[list[int]]) -> list[int]:
-    """Each bucket's bytes summed over the map tasks, from the offsets in their commit records."""
-    if not offsets_per_task:
-        return []
-    n = len(offsets_per_task[0]) - 1
-    sizes = [0] * n
+def task_bucket_sizes(offsets_per_task: list[list[int]]) -> list[list[int]]:
+    """Each map task's bytes per bucket, from the offsets in their commit records."""
+    out = []
+    n = len(offsets_per_task[0]) - 1 if offsets_per_task else 0
     for offsets in offsets_per_task:
         if len(offsets) != n + 1:
             raise ValueError(f"map tasks disagree on their bucket count: {n} and {len(offsets) - 1}")
-        for b in range(n):
-            sizes[b] += offsets[b + 1] - offsets[b]
-    return sizes
+        out.append([offsets[b + 1] - offsets[b] for b in range(n)])
+    return out
 
 
-def replan(stage: Stage, sizes: dict[str, list[int]], upstream_tasks: dict[str, int]) -> Decision:
-    """Coalesce ``stage``'s buckets in place (ntasks and its hash-shuffle edges); what was done.
+def bucket_sizes(offsets_per_task: list[list[int]]) -> list[int]:
+    """Each bucket's bytes summed over the map tasks, from the offsets in their commit records."""
+    per_task = task_bucket_sizes(offsets_per_task)
+    return [sum(col) for col in zip(*per_task)] if per_task else []
 
-    ``sizes[source]`` are the measured buckets of each hash-shuffled input;
-    several inputs (a join's two sides) are summed bucket by bucket and
-    grouped alike, so bucket i of every side still meets in one task.
+
+def replan(stage: Stage, sizes: dict[str, list[list[int]]]) -> Decision:
+    """Coalesce (and where allowed split) ``stage``'s buckets in place; what was done.
+
+    ``sizes[source][j][b]`` is map task j's bucket b of each hash-shuffled
+    input; several inputs (a join's two sides) are summed bucket by bucket
+    and grouped alike, so bucket i of every side still meets in one task.
     """
-    hashed = [e for e in stage.inputs if e.kind == HASH_SHUFFLE]
-    measured = [sizes[e.source] for e in hashed]
-    for e, m in zip(hashed, measured):
-        if len(m) != stage.ntasks:
+    hashed = [i for i, e in enumerate(stage.inputs) if e.kind == HASH_SHUFFLE]
+    per_task = {i: sizes[stage.inputs[i].source] for i in hashed}
+    per_input = {}
+    for i, rows in per_task.items():
+        per_input[i] = [sum(col) for col in zip(*rows)] if rows else []
+        if len(per_input[i]) != stage.ntasks:
             raise ValueError(f"adaptive stage {stage.name!r} has {stage.ntasks} tasks but its input "
-                             f"{e.source!r} wrote {len(m)} buckets")
-    total = [sum(col) for col in zip(*measured)]
-    groups = coalesce(total, stage.adaptive.target_bytes)
-    decision = Decision(stage.name, stage.ntasks, total, groups, stage.adaptive.target_bytes)
-    if len(groups) < stage.ntasks:
-        stage.inputs = [_regrouped(e, groups, upstream_tasks[e.source]) if e.kind == HASH_SHUFFLE else e
-                        for e in stage.inputs]
+                             f"{stage.inputs[i].source!r} wrote {len(per_input[i])} buckets")
+    total = [sum(col) for col in zip(*per_input.values())]
+    target = stage.adaptive.target_bytes
+    skewed = set(skewed_buckets(total, target))
+    tables = {i: [] for i in hashed}
+    groups, splits = [], {}
+    for group in coalesce(total, target):
+        b = group[0]
+        runs = _split(b, per_task, per_input, stage.adaptive.split_inputs, target) if b in skewed else None
+        if runs is None:
+            groups.append(group)
+            for i in hashed:
+                tables[i].append([(j, c) for c in group for j in range(len(per_task[i]))])
+            continue
+        side, pieces = runs
+        splits[b] = len(pieces)
+        for run in pieces:
+            groups.append([b])
+            for i in hashed:
+                tables[i].append([(j, b) for j in (run if i == side else range(len(per_task[i])))])
+    decision = Decision(stage.name, stage.ntasks, total, groups, target, splits)
+    if len(groups) != stage.ntasks or splits:
+        stage.inputs = [Edge(e.source, CUSTOM, tables[i]) if i in tables else e for i, e in enumerate(stage.inputs)]
         stage.ntasks = len(groups)
     return decision
 
 
-def _regrouped(edge: Edge, groups: list[list[int]], n_up: int) -> Edge:
-    # bucket-major: bucket b of every map task, then bucket b+1..., as the planned reducers read them
-    return Edge(edge.source, CUSTOM, [[(j, b) for b in group for j in range(n_up)] for group in groups])
+def _split(b: int, per_task: dict, per_input: dict, allowed: tuple, target: int):
+    """(input, runs of its map tasks) to split bucket ``b`` over, or None when it stays whole.
+
+    The input split is the allowed one with the most bytes in the bucket;
+    its map tasks are cut, in order, into runs of about ``target`` bytes.
+    """
+    candidates = [i for i in allowed if i in per_task]
+    if not candidates:
+        return None
+    side = max(candidates, key=lambda i: per_input[i][b])
+    runs = coalesce([row[b] for row in per_task[side]], target)
+    return (side, runs) if len(runs) > 1 else None
 
 
 def _human(n: float) -> str:

@@ -172,7 +172,7 @@ class Driver:
                     if run.complete:
                         self._write_manifest(run)
                         if run.stage.nbuckets is not None:
-                            buckets[name] = adaptive.bucket_sizes([s.done["o"] for s in run.tasks])
+                            buckets[name] = adaptive.task_bucket_sizes([s.done["o"] for s in run.tasks])
                         locations[name] = (run.store.url, job, run.stage.ntasks)
                         finished.add(name)
                         del running[name]
@@ -196,8 +196,7 @@ class Driver:
             self.timeline.append((time.time(), stage.name, "adaptive: kept as planned (bucket sizes unknown)"))
             return
         planned = stage.ntasks
-        decision = adaptive.replan(stage, {src: buckets[src] for src in sources},
-                                   {src: locations[src][2] for src in sources})
+        decision = adaptive.replan(stage, {src: buckets[src] for src in sources})
         self.adaptive.append(decision)
         self.timeline.append((time.time(), stage.name, f"adaptive: {decision.describe()}"))
         if stage.ntasks != planned:

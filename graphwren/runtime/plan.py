@@ -58,10 +58,15 @@ class Adaptive:
     """
 
     target_bytes: int   # bytes one task is meant to read, at most (unless one bucket alone is bigger)
+    # Input edges whose pieces of one bucket may be divided among several tasks, each reading every
+    # other input's whole bucket: a join's sides. Empty for a reducer that needs a key's records together.
+    split_inputs: tuple[int, ...] = ()
 
     def __post_init__(self):
         if isinstance(self.target_bytes, bool) or not isinstance(self.target_bytes, int) or self.target_bytes < 1:
             raise ValueError(f"Adaptive needs a positive whole number of bytes per task, got {self.target_bytes!r}")
+        if any(not isinstance(i, int) or i < 0 for i in self.split_inputs):
+            raise ValueError(f"Adaptive.split_inputs names input edges by index, got {self.split_inputs!r}")
 
 
 @dataclasses.dataclass
@@ -91,6 +96,10 @@ class Stage:
             if HASH_SHUFFLE not in kinds or any(k not in (HASH_SHUFFLE, BROADCAST) for k in kinds):
                 raise ValueError(f"adaptive stage {self.name!r} must read at least one hash shuffle and "
                                  f"otherwise only broadcasts; its inputs are {kinds}")
+            bad = [i for i in self.adaptive.split_inputs if i >= len(kinds) or kinds[i] != HASH_SHUFFLE]
+            if bad:
+                raise ValueError(f"adaptive stage {self.name!r} may split only hash-shuffle inputs, but "
+                                 f"split_inputs names input {bad[0]} of {kinds}")
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import cloudpickle
 
 from ..errors import IntegrityError, StorageError
-from . import codec, integrity, records, remote_errors
+from . import codec, current, integrity, records, remote_errors
 from .prefetch import Prefetcher
 from .storage import open_store
 
@@ -131,7 +131,8 @@ def handle(event: dict) -> dict:
         spec = _load_spec(store, job, stage, event["fn"], key)
         where = f"stage {spec.label or stage} task {task} (attempt {attempt})"
         ctx = TaskContext(spec, task, attempt, store, keys)
-        out = spec.fn(ctx)
+        with current.running(job, stage, task):   # lets side effects repeat ids across re-executions
+            out = spec.fn(ctx)
         committed = _commit(store, spec, task, attempt, out, key)
         return {"ok": True, "committed": committed, "recorded": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code are outcomes too
@@ -251,10 +252,17 @@ def _manifest(spec: InputSpec, key: bytes) -> tuple[dict, memoryview]:
     return hit
 
 
-def read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
+def read_piece(spec: InputSpec, piece: tuple, key: bytes):
     """Decode one piece (upstream task, bucket) of a committed stage, following its manifest to the
-    winning execution's exact bytes and checking them with the job's signing ``key``."""
+    winning execution's exact bytes and checking them with the job's signing ``key``.
+
+    The bucket may be a run ``(lo, hi)`` of adjacent buckets: one ranged read
+    of all of them (a two-level exchange's merge reads so), decoded into the
+    list of their partitions.
+    """
     up_task, bucket = piece
+    if isinstance(bucket, (tuple, list)):
+        return _read_run(spec, up_task, *bucket, key)
     header, payload = _manifest(spec, key)
     rec = header["tasks"][up_task]
     offsets = rec["o"]
@@ -279,6 +287,25 @@ def read_piece(spec: InputSpec, piece: tuple[int, int | None], key: bytes):
     name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
     blob = store.get(name, lo, hi)
     return codec.decode(integrity.open_segment(key, name, bucket, blob, store.url))
+
+
+def _read_run(spec: InputSpec, up_task: int, lo: int, hi: int, key: bytes) -> list:
+    """Buckets lo..hi-1 of one upstream task, fetched with one read and checked bucket by bucket."""
+    header, payload = _manifest(spec, key)
+    rec = header["tasks"][up_task]
+    offsets = rec["o"]
+    if offsets is None or not 0 <= lo <= hi <= len(offsets) - 1:
+        raise ValueError(f"stage {spec.stage!r} task {up_task} has "
+                         f"{'no' if offsets is None else len(offsets) - 1} buckets, but buckets {lo}..{hi - 1} "
+                         f"were asked for")
+    if rec.get("inline") or hi - lo <= 1:   # nothing to save: read them one by one
+        return [read_piece(spec, (up_task, b), key) for b in range(lo, hi)]
+    store = open_store(spec.store)
+    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
+    blob = memoryview(store.get(name, offsets[lo], offsets[hi]))
+    base = offsets[lo]
+    return [codec.decode(integrity.open_segment(key, name, b, blob[offsets[b] - base:offsets[b + 1] - base],
+                                                store.url)) for b in range(lo, hi)]
 
 
 def _read_pieces(spec: InputSpec, pieces: list, key: bytes) -> Iterator[Any]:
