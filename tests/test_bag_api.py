@@ -266,3 +266,14 @@ def test_read_text_takes_pathlib_paths(tmp_path):
     (tmp_path / "p.txt").write_text("a\nb\n")
     assert db.read_text(tmp_path / "p.txt").compute() == ["a\n", "b\n"]
     assert db.read_text([tmp_path / "p.txt", str(tmp_path / "p.txt")]).count().compute() == 4
+
+
+def ten():
+    return 10
+
+
+def test_map_broadcasts_a_delayed_value_like_an_item():
+    b = db.from_sequence(range(4), npartitions=2)
+    assert b.map(add, gw.delayed(ten)()).compute() == [10, 11, 12, 13]
+    assert db.map_partitions(lambda p, t: [len(p) * t], b, gw.delayed(ten)()).compute() == [20, 20]
+    assert db.compute(b.sum(), b.count()) == (6, 4)      # dask.bag.compute is graphwren.compute
