@@ -31,6 +31,9 @@ _LAZY = {
     "ALL_COMPLETED": ("graphwren.executor", "ALL_COMPLETED"),
     "FIRST_COMPLETED": ("graphwren.executor", "FIRST_COMPLETED"),
     "FIRST_EXCEPTION": ("graphwren.executor", "FIRST_EXCEPTION"),
+    "last_job": ("graphwren.observe", "last_job"),
+    "load_job": ("graphwren.observe", "load_job"),
+    "report": ("graphwren.observe", "report"),
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -1,4 +1,5 @@
-"""The ``graphwren`` command: ``clean``, ``jobs``, ``config``, ``demo``, ``version`` (and ``aws ...``)."""
+"""The ``graphwren`` command: ``clean``, ``jobs``, ``logs``, ``report``, ``config``, ``demo``, ``version``
+(and ``aws ...``)."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,10 @@ import json
 import re
 import sys
 import time
+
+class _CliError(Exception):
+    """A mistake on the command line (an unknown job, stage or task): printed, not raised."""
+
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -100,8 +105,31 @@ def clean(storage: str | None, older_than: float, dry_run: bool = False, out=Non
     return removed
 
 
+def _record_columns(store, info) -> tuple[str, str, str]:
+    """(stages, duration, cost) from a kept job's record, or dashes for a job that kept none."""
+    from .errors import MissingKey
+    from .runtime import records
+    from .runtime.stats import JobRecord
+    if info.state() == "running":
+        return "-", "-", "-"
+    try:
+        record = JobRecord.from_json(store.get(records.job_record_key(info.job)))
+    except MissingKey:
+        return "-", "-", "-"
+    except (ValueError, TypeError, KeyError):
+        return "?", "?", "?"
+    from .runtime.cost import measured
+    try:
+        dollars = f"${measured(record).total:.6f}"
+    except Exception:  # noqa: BLE001 - a record from another version: its cost is unknown, not an error
+        dollars = "?"
+    duration = "?" if record.duration is None else f"{record.duration:.1f}s"
+    return str(len(record.stages)), duration, dollars
+
+
 def jobs(storage: str | None, out=None) -> list:
-    """Print the jobs in a store: id, state, age, keys, and who runs the live ones."""
+    """Print the jobs in a store: id, state, age, keys, stages, duration and cost (of jobs that kept
+    their record: keep=True), and who runs the live ones."""
     from . import config
     from .runtime import lease
     from .runtime.storage import open_store
@@ -110,7 +138,7 @@ def jobs(storage: str | None, out=None) -> list:
     store = open_store(config.resolve({"storage": storage})["storage"])
     found = lease.jobs_in(store)
     now = time.time()
-    rows = [("JOB", "STATE", "AGE", "KEYS", "DETAIL")]
+    rows = [("JOB", "STATE", "AGE", "KEYS", "STAGES", "DURATION", "COST", "DETAIL")]
     for info in found:
         state = info.state(now)
         if state == "running":
@@ -121,12 +149,49 @@ def jobs(storage: str | None, out=None) -> list:
             detail = _why_removable(info, now)
             if info.lease.get("description"):
                 detail += f" ({info.lease['description']})"
-        rows.append((info.job, state, _span(now - info.created), str(info.keys), detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((info.job, state, _span(now - info.created), str(info.keys), *_record_columns(store, info),
+                     detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4], file=out)
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[7], file=out)
     print(f"{len(found)} job(s) in {store.url}", file=out)
     return found
+
+
+def logs(job: str, storage: str | None, stage=None, task: int | None = None, out=None) -> str:
+    """Print what a kept job's tasks printed and logged (all of them, one stage's, or one task's)."""
+    out = out or sys.stdout
+    found = _load(job, storage)
+    if stage is not None and isinstance(stage, str) and stage.isdigit():
+        stage = int(stage)
+    if task is not None and stage is None and len(found.record.stages) > 1:
+        raise _CliError(f"job {job} has {len(found.record.stages)} stages: name one with --stage "
+                        f"({', '.join(str(s['index']) for s in found.record.stages)})")
+    try:
+        text = found.logs(stage=stage, task=task)
+    except KeyError as exc:
+        raise _CliError(exc.args[0]) from None
+    print(text if text else f"job {job}: no task printed or logged anything"
+          + (f" in stage {stage}" if stage is not None else "") + (f" task {task}" if task is not None else ""),
+          file=out, end="" if text else "\n")
+    return text
+
+
+def report(job: str, storage: str | None, output: str | None, out=None) -> str:
+    """Write a kept job's HTML report (stage graph, timeline, histograms, slowest tasks, cost)."""
+    out = out or sys.stdout
+    path = output or f"{job}.html"
+    _load(job, storage).report(path)
+    print(f"wrote the report of job {job} to {path}", file=out)
+    return path
+
+
+def _load(job: str, storage: str | None):
+    from .observe import load_job
+    try:
+        return load_job(job, storage)
+    except LookupError as exc:
+        raise _CliError(exc.args[0]) from None
 
 
 def _toml(value) -> str:
@@ -134,6 +199,8 @@ def _toml(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)  # a TOML basic string reads JSON's escapes
+    if isinstance(value, dict):   # an inline table: prices
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return repr(value)
 
 
@@ -235,10 +302,24 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     p.set_defaults(func=lambda a: clean(a.storage, a.older_than, a.dry_run) and None)
 
-    p = sub.add_parser("jobs", help="list the jobs in a store with their state, age and key count")
+    p = sub.add_parser("jobs", help="list the jobs in a store: state, age, keys, and for kept ones "
+                                    "stages, duration and cost")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="store to list (default: the configured storage)")
     p.set_defaults(func=lambda a: jobs(a.storage) and None)
+
+    p = sub.add_parser("logs", help="print what a kept job's tasks printed and logged")
+    p.add_argument("job", metavar="JOB", help="the job id (graphwren jobs lists them)")
+    p.add_argument("--stage", default=None, help="only this stage (its number, as explain() numbers it)")
+    p.add_argument("--task", type=int, default=None, metavar="N", help="only task N (of --stage)")
+    p.add_argument("--storage", default=None, metavar="URL", help="store the job is in (default: configured)")
+    p.set_defaults(func=lambda a: logs(a.job, a.storage, a.stage, a.task) and None)
+
+    p = sub.add_parser("report", help="write a kept job's HTML report: stages, timeline, histograms, cost")
+    p.add_argument("job", metavar="JOB", help="the job id (graphwren jobs lists them)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="the HTML file (default: JOB.html)")
+    p.add_argument("--storage", default=None, metavar="URL", help="store the job is in (default: configured)")
+    p.set_defaults(func=lambda a: report(a.job, a.storage, a.output) and None)
 
     p = sub.add_parser("config", help="print every effective setting and where it came from")
     p.set_defaults(func=lambda a: show_config() and None)
@@ -276,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import GraphwrenError
     try:
         code = args.func(args)
-    except GraphwrenError as exc:
+    except (GraphwrenError, _CliError) as exc:
         print(f"graphwren {args.command}: {exc}", file=sys.stderr)
         return 1
     return code if isinstance(code, int) else 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import difflib
+import json
 import os
 import threading
 import warnings
@@ -59,6 +60,7 @@ DEFAULTS = {
     "progress_delay": 2.0,    # seconds a job runs before its bar appears
     "keep": False,            # keep a job's keys after its results are fetched
     "inline_limit": 64 * 1024,  # results up to this size ride in the commit record
+    "task_log_limit": 64 * 1024,  # characters of a task's prints and logs its record keeps; 0: none
     "poll_interval": 0.05,    # longest wait between two LISTs of the commit records
     "max_task_memory": 2 * 1024**3,  # bytes a task may project to use (arrays)
     "shuffle_storage": None,  # store URL for every shuffle exchange; None -> chosen by size
@@ -69,19 +71,24 @@ DEFAULTS = {
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
     "lambda_memory": 2048,    # MB; picks the default function graphwren-<version>-<memory>mb
     "lambda_endpoint": None,  # Lambda API URL (a local emulator); None -> AWS / AWS_ENDPOINT_URL_LAMBDA
+    "lambda_architecture": "x86_64",  # x86_64 or arm64: which Lambda GB-second price applies
+    "prices": None,           # {name: $} over runtime/cost.py's DEFAULT_PRICES (Lambda, S3, your Redis node)
+    "report": None,           # an HTML file: compute(report="job.html") writes the job's report there
 }
 
 _TYPES = {
     "storage": str, "backend": str, "workers": int, "retries": int, "task_retries": int,
     "task_timeout": float, "speculation": bool, "progress": bool, "progress_delay": float,
-    "keep": bool, "inline_limit": int, "poll_interval": float, "max_task_memory": int,
+    "keep": bool, "inline_limit": int, "task_log_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
     "exchange_levels": str, "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
+    "lambda_architecture": str, "prices": dict, "report": str,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}
-_NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "max_task_memory",
+_NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "task_log_limit", "max_task_memory",
                  "shuffle_redis_limit"}
-_CHOICES = {"backend": ("local", "lambda"), "exchange_levels": ("auto", "1", "2")}
+_CHOICES = {"backend": ("local", "lambda"), "exchange_levels": ("auto", "1", "2"),
+            "lambda_architecture": ("x86_64", "arm64")}
 _URL_PREFIXES = {"shuffle_redis": ("redis://", "rediss://"), "lambda_endpoint": ("http://", "https://")}
 _STORE_URLS = ("storage", "shuffle_storage")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -123,6 +130,14 @@ def _coerce(name: str, value, where: str):
             out = value.strip().lower() in _TRUE
         else:
             raise bad("a boolean (true/false, yes/no, on/off, 1/0)")
+    elif kind is dict:
+        from .runtime.cost import check_prices
+        if isinstance(value, str):   # an environment variable: a JSON object
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise bad(f"a JSON object of prices ({exc})") from None
+        return check_prices(value, where)
     elif kind is str:
         if not isinstance(value, str):
             raise bad("a string")

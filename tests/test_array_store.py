@@ -1,15 +1,20 @@
-"""store()/load() against real stores: a directory, moto's S3 server and redis-server."""
+"""Zarr storage against real stores (a directory, moto's S3 server, redis-server), read back by zarr-python itself."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
+import zarr
 
-from graphwren.collections import array as ga
-from graphwren.collections.array import ArrayError
+import graphwren.array as da
+from graphwren import config, planner
+from graphwren.collections.array_base import ArrayError
+from graphwren.errors import ProjectedMemoryError
 from graphwren.runtime import codec
 from graphwren.runtime.storage import open_store
+from graphwren.tasks.array_zarr import ZarrWriter
 
 
 def _target(store_url: str, name: str) -> str:
@@ -18,46 +23,106 @@ def _target(store_url: str, name: str) -> str:
     return f"{store_url}/{name}"
 
 
-def test_store_and_load_roundtrip(store_url):
-    x = np.random.default_rng(0).random((9, 7))
-    A = ga.from_numpy(x, chunks=(4, 3))
-    url = _target(store_url, "A")
-    header = (A * 2).store(url, storage=store_url)
-    assert header["shape"] == [9, 7] and header["chunks"] == [[4, 4, 1], [3, 3, 1]]
+def _copy_to_dir(url: str, path) -> str:
+    """Every key under ``url`` as a file under ``path``: what zarr-python's own LocalStore then reads."""
     store = open_store(url)
-    assert json.loads(store.get("_array.json"))["dtype"] == "<f8"
-    block = codec.decode(store.get("block/2.1"))           # one Arrow object per block
-    np.testing.assert_array_equal(block, x[8:9, 3:6] * 2)
-    D = ga.load(url)
+    for key in store.list(""):
+        os.makedirs(os.path.dirname(os.path.join(path, key)), exist_ok=True)
+        with open(os.path.join(path, key), "wb") as f:
+            f.write(store.get(key))
+    return str(path)
+
+
+def test_to_zarr_writes_plain_zarr_that_zarr_python_reads(store_url, tmp_path):
+    x = np.random.default_rng(0).random((9, 7))
+    A = da.from_array(x, chunks=(4, 3))
+    url = _target(store_url, "A")
+    written = (A * 2).to_zarr(url, storage=store_url)
+    assert written == x.nbytes
+    keys = open_store(url).list("")
+    assert "zarr.json" in keys and "c/2/1" in keys and len([k for k in keys if k.startswith("c/")]) == 9
+    assert json.loads(open_store(url).get("zarr.json"))["chunk_grid"]["configuration"]["chunk_shape"] == [4, 3]
+    z = zarr.open_array(_copy_to_dir(url, tmp_path / "copy"), mode="r")     # zarr's own store, no graphwren
+    np.testing.assert_array_equal(z[:], x * 2)
+    D = da.from_zarr(url)
     assert D.chunks == A.chunks and D.dtype == A.dtype
     np.testing.assert_allclose((D + 1).compute(storage=store_url), x * 2 + 1)
     np.testing.assert_allclose((D @ D.T).compute(), (x * 2) @ (x * 2).T)
 
 
-def test_store_matmul_result_stays_in_storage(tmp_path):
+def test_from_zarr_reads_what_zarr_python_wrote(store_url, tmp_path):
+    local = tmp_path / "Z"
+    z = zarr.create_array(str(local), shape=(10, 6, 3), chunks=(3, 4, 2), dtype="i4")
+    z[:] = np.arange(180, dtype="i4").reshape(10, 6, 3)
+    url = _target(store_url, "Z")
+    store = open_store(url)
+    for root, _, files in os.walk(local):
+        for name in files:
+            path = os.path.join(root, name)
+            store.put(os.path.relpath(path, local), open(path, "rb").read())
+    Z = da.from_zarr(url)
+    assert Z.chunks == ((3, 3, 3, 1), (4, 2), (2, 1)) and Z.dtype == np.int32
+    want = np.arange(180, dtype="i4").reshape(10, 6, 3)
+    np.testing.assert_array_equal(Z.sum(axis=2).compute(storage=store_url), want.sum(axis=2))
+    np.testing.assert_array_equal(da.from_zarr(url, chunks=(5, 5, 3)).compute(), want)   # blocks across chunks
+
+
+def test_irregular_chunks_are_rechunked_to_zarrs_grid_and_overwrite_is_explicit(tmp_path):
+    x = np.arange(63.0).reshape(9, 7)
+    url = f"file://{tmp_path}/R"
+    da.from_array(x, chunks=((2, 7), (3, 4))).to_zarr(url)
+    assert zarr.open_array(f"{tmp_path}/R").chunks == (7, 4)
+    np.testing.assert_array_equal(zarr.open_array(f"{tmp_path}/R")[:], x)
+    with pytest.raises(ArrayError, match="overwrite=True"):
+        da.ones((2, 2)).to_zarr(url)
+    da.ones((3, 2), chunks=1).to_zarr(url, overwrite=True)
+    np.testing.assert_array_equal(da.from_zarr(url).compute(), np.ones((3, 2)))
+
+
+def test_store_and_load_are_thin_aliases(tmp_path):
     url = f"file://{tmp_path}/C"
-    A = ga.random((12, 12), chunks=4, seed=1)
-    (A @ A).store(url)
+    A = da.random((12, 12), chunks=4, seed=1)
+    summary = (A @ A).store(url)
+    assert summary["format"] == "zarr" and summary["shape"] == [12, 12] and summary["chunks"] == [[4] * 3] * 2
     a = A.compute()
-    np.testing.assert_allclose(ga.load(url).compute(), a @ a)
-    assert "load(" in ga.load(url).sum().explain()
+    np.testing.assert_allclose(da.load(url).compute(), a @ a)
+    assert "from_zarr(" in da.load(url).sum().explain()
+    (A + 1).store(url, compressors=None)    # store overwrites, as it always did; chunks raw
+    np.testing.assert_allclose(da.load(url).compute(), a + 1)
     with pytest.raises(ArrayError, match="reads its own target"):
-        (ga.load(url) + 1).store(url)
+        (da.load(url) + 1).store(url)
 
 
-def test_store_int64_and_1d(tmp_path):
+def test_store_int64_1d_and_empty(tmp_path):
     url = f"file://{tmp_path}/v"
-    ga.arange(10, chunks=3, dtype=np.int64).store(url)
-    got = ga.load(url).compute()
+    da.arange(10, chunks=3, dtype=np.int64).store(url)
+    got = da.load(url).compute()
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, np.arange(10))
+    da.zeros((0, 4), chunks=2).to_zarr(f"file://{tmp_path}/e")
+    assert da.from_zarr(f"file://{tmp_path}/e").compute().shape == (0, 4)
 
 
-def test_load_errors(tmp_path):
-    with pytest.raises(ArrayError, match="no graphwren array there"):
-        ga.load(f"file://{tmp_path}/nothing")
-    url = f"file://{tmp_path}/B"
-    ga.ones((4, 4), chunks=2).store(url)
-    open_store(url).delete("block/1.0")
-    with pytest.raises(ArrayError, match=r"block \(1, 0\) \(block/1.0\) of the array is missing"):
-        ga.load(url)
+def test_load_reads_graphwrens_first_format(tmp_path):
+    url = f"file://{tmp_path}/old"
+    store = open_store(url)
+    x = np.arange(12.0).reshape(3, 4)
+    store.put("block/0.0", codec.encode(x[:2]))
+    store.put("block/1.0", codec.encode(x[2:]))
+    store.put("_array.json", json.dumps({"format": "graphwren.array", "version": 1, "shape": [3, 4],
+                                         "dtype": "<f8", "chunks": [[2, 1], [4]], "token": "t"}).encode())
+    np.testing.assert_array_equal(da.load(url).compute(), x)
+    da.load(url).store(f"file://{tmp_path}/new")           # and converts to zarr
+    np.testing.assert_array_equal(zarr.open_array(f"{tmp_path}/new")[:], x)
+
+
+def test_zarr_errors_and_memory_bound(tmp_path):
+    with pytest.raises(ArrayError, match="no zarr array there"):
+        da.from_zarr(f"file://{tmp_path}/nothing")
+    with pytest.raises(NotImplementedError, match="component="):
+        da.ones(3).to_zarr(f"file://{tmp_path}/x", component="a/b")
+    big = da.zeros((8192, 8192), chunks=4096)                 # 128 MiB blocks, written and compressed per task
+    settings = config.resolve({"max_task_memory": 512 * 1024**2})
+    planner.plan(big.expr, settings)                          # returning the blocks fits (~288 MiB a task)
+    with pytest.raises(ProjectedMemoryError, match="max_task_memory"):   # writing them does not (~544 MiB)
+        planner.plan(big.expr, settings, target=ZarrWriter(f"file://{tmp_path}/big", big.chunks))

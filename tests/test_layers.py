@@ -23,10 +23,12 @@ MAY_IMPORT = {
     "graphwren.runtime":     (),
     "graphwren.tasks":       ("graphwren.runtime",),
     "graphwren.logical":     ("graphwren.tasks", "graphwren.runtime"),
-    "graphwren.planner":     ("graphwren.logical", "graphwren.tasks", "graphwren.runtime", "graphwren.config"),
+    "graphwren.planner":     ("graphwren.logical", "graphwren.tasks", "graphwren.runtime", "graphwren.config",
+                              "graphwren.observe"),
     "graphwren.collections": ("graphwren.logical", "graphwren.planner", "graphwren.tasks", "graphwren.runtime",
                               "graphwren.config"),
     "graphwren.aws":         ("graphwren.runtime",),
+    "graphwren.observe":     ("graphwren.runtime", "graphwren.config"),
 }
 
 PACKAGE_DIR = pathlib.Path(graphwren.__file__).parent

@@ -272,3 +272,45 @@ def test_in_a_real_repl_compute_draws_a_bar_and_a_background_map_draws_none(tmp_
     foreground, background = text.split("END-FG", 1)
     assert "5/5" in foreground and "task/s" in foreground, foreground       # compute() blocks: its bar shows
     assert "map(slow):" not in background and "task/s" not in background, background  # nothing over the prompt
+
+
+# -- per-stage progress: tasks and bytes of each running stage ----------------------------------
+def test_the_bar_shows_each_running_stage_with_its_tasks_and_bytes():
+    stream = TTY()
+    bar = progress.JobProgress(two_stage_plan(), "J", "compute", progress.BAR, delay=0, stream=stream)
+    bar.update(3, "0-stage", 3 * 2048)
+    assert bar._bar.postfix == "stage 1/2: 3/4 tasks, 6.0 KiB"   # tqdm draws it at its next refresh
+    bar.update(1, "0-stage", 1024)
+    assert bar._bar.postfix == "stage 2/2: 0/2 tasks"             # stage 1 finished: stage 2 runs
+    bar._bar.refresh()
+    assert "stage 2/2: 0/2 tasks" in stream.getvalue(), stream.getvalue()
+    bar.update(2, "1-stage", 10)
+    bar.close()
+
+
+def test_log_lines_carry_each_stages_bytes(caplog):
+    caplog.set_level(logging.INFO, logger="graphwren")
+    clock = Clock()
+    job = progress.JobProgress(two_stage_plan(), "J5", "", progress.LOG, delay=0, clock=clock, log_every=5.0)
+    job.update(2, "0-stage", 3 * 2**20)
+    clock.t = 5.0
+    job.tick()
+    assert messages(caplog) == ["job J5 stage 1/2 map(parse): 2/4 tasks, 3.0 MiB, 5.0 s"]
+    job.close()
+
+
+def test_the_driver_reports_the_bytes_its_commit_records_count(tmp_path, monkeypatch, caplog):
+    """A real job off a terminal: each stage's line says what its committed tasks read and wrote."""
+    caplog.set_level(logging.INFO, logger="graphwren")
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    got = gw.bag.range(400, npartitions=4).map(_square).sum().compute(storage=f"file://{tmp_path}/s",
+                                                                      progress_delay=0.0)
+    assert got == sum(x * x for x in range(400))
+    summary = gw.last_job().summary().stages
+    moved = {s.index: s.bytes_read + s.bytes_written for s in summary}
+    lines = [m for m in messages(caplog) if "tasks," in m]
+    # the last line of each stage before it finished shows the bytes of the tasks committed by then
+    assert any(f"stage 1/2" in line for line in lines), lines
+    seen = [int(float(line.split(" tasks, ")[1].split(" ")[0])) for line in lines if " B, " in line]
+    assert all(0 < b <= max(moved.values()) for b in seen), (lines, moved)

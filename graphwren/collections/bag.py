@@ -453,9 +453,10 @@ class Bag:
         targets = output_targets(path, n, name_function)
         return self._write(lambda: WriteParquet(targets, compression), "to_parquet", compute, settings)
 
-    def explain(self, **settings) -> str:
-        """What will run, before paying for it: logical, optimized and physical plans."""
-        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None))
+    def explain(self, cost: bool = False, **settings) -> str:
+        """What will run, before paying for it: logical, optimized and physical plans; with ``cost``,
+        the projected tasks, GB-seconds, requests and dollars per stage on the configured backend."""
+        return planner.explain(self.expr, config.resolve(settings), getattr(self, "_adapted", None), cost=cost)
 
     def to_delayed(self, optimize_graph: bool = True) -> list:
         """One Delayed per partition, each computing to that partition's list (dask's; the graph is

@@ -53,9 +53,10 @@ class Delayed:
         (expr,) = persist_exprs([self._expr], settings)
         return Delayed(expr, self._length)
 
-    def explain(self, **settings) -> str:
-        """The calls, and the stages and tasks they will run as, before paying for them."""
-        return planner.explain(self._expr, config.resolve(settings))
+    def explain(self, cost: bool = False, **settings) -> str:
+        """The calls, and the stages and tasks they will run as, before paying for them (``cost``: and
+        the projected GB-seconds, requests and dollars per stage)."""
+        return planner.explain(self._expr, config.resolve(settings), cost=cost)
 
     # -- lazy Python ---------------------------------------------------------------------------
     def __getattr__(self, attr: str) -> "Delayed":

@@ -138,9 +138,10 @@ class FromNumpy(ArrayExpr):
 
 
 class Random(ArrayExpr):
-    """Uniform random numbers in [0, 1), each block seeded from ``seed`` and its index."""
+    """Random numbers from numpy's Generator method ``dist`` (params), each block seeded from ``seed`` and its index."""
 
-    _parameters = ("seed", "shape_", "chunks_", "dtype_")
+    _parameters = ("seed", "shape_", "chunks_", "dtype_", "dist", "params")
+    _defaults = {"dist": "random", "params": ()}
     kind = "source"
 
     def _meta(self):
@@ -167,6 +168,26 @@ class Arange(ArrayExpr):
         return (self.size,), self.dtype_, self.chunks_
 
 
+class Linspace(ArrayExpr):
+    """``num`` evenly spaced values from start to stop (linspace): block values made in the task."""
+
+    _parameters = ("start", "stop", "num", "endpoint", "chunks_", "dtype_")
+    kind = "source"
+
+    def _meta(self):
+        return (self.num,), self.dtype_, self.chunks_
+
+
+class Eye(ArrayExpr):
+    """An N x M array with ones on the k-th diagonal (eye)."""
+
+    _parameters = ("n", "m", "k", "chunks_", "dtype_")
+    kind = "source"
+
+    def _meta(self):
+        return (self.n, self.m), self.dtype_, self.chunks_
+
+
 class Load(ArrayExpr):
     """An array whose blocks sit in storage (written by ``store``)."""
 
@@ -178,6 +199,32 @@ class Load(ArrayExpr):
 
     def _describe(self):
         return f"Load({self.url}) -> {_shape_str(self)}"
+
+
+class ZarrSource(ArrayExpr):
+    """An array stored in zarr at ``url``; ``zchunks`` is zarr's chunk shape, ``token`` its metadata's hash."""
+
+    _parameters = ("url", "token", "shape_", "chunks_", "dtype_", "zchunks")
+    kind = "source"
+
+    def _meta(self):
+        return self.shape_, self.dtype_, self.chunks_
+
+    def _describe(self):
+        return f"ZarrSource({self.url}) -> {_shape_str(self)}"
+
+
+class PersistedArray(ArrayExpr):
+    """Blocks an earlier job committed and kept (persist()): read through an edge to that job's stage."""
+
+    _parameters = ("store", "job", "stage", "shape_", "chunks_", "dtype_")
+    kind = "source"
+
+    def _meta(self):
+        return self.shape_, self.dtype_, self.chunks_
+
+    def _describe(self):
+        return f"Persisted({self.job}/{self.stage}) -> {_shape_str(self)}"
 
 
 # ----------------------------------------------------------------------------- narrow
@@ -290,22 +337,42 @@ class Rechunk(ArrayExpr):
         return self.x.shape, self.x.dtype, self.chunks_
 
 
-REDUCTIONS = ("sum", "prod", "min", "max", "mean", "var", "std")
-MOMENTS = {"sum": 1, "prod": 1, "min": 1, "max": 1, "mean": 2, "var": 3, "std": 3}
+REDUCTIONS = ("sum", "prod", "min", "max", "mean", "var", "std", "any", "all", "argmin", "argmax",
+              "nansum", "nanprod", "nanmin", "nanmax", "nanmean", "nanvar", "nanstd")
+MOMENTS = {"sum": 1, "prod": 1, "min": 1, "max": 1, "mean": 2, "var": 3, "std": 3, "any": 1, "all": 1,
+           "argmin": 2, "argmax": 2, "nansum": 1, "nanprod": 1, "nanmin": 1, "nanmax": 1, "nanmean": 2,
+           "nanvar": 3, "nanstd": 3}
+#: Reductions whose partials are already the result's values (no moments, no finalizing).
+PLAIN = ("sum", "prod", "min", "max", "any", "all", "nansum", "nanprod", "nanmin", "nanmax")
+#: Reductions that take a dtype= argument (numpy's signatures).
+TAKES_DTYPE = ("sum", "prod", "mean", "var", "std", "nansum", "nanprod", "nanmean", "nanvar", "nanstd")
 
 
 def reduction_dtype(kind: str, dtype, requested=None) -> np.dtype:
     if requested is not None:
         return np.dtype(requested)
     one = np.ones(2, dtype=dtype)
-    fn = {"sum": np.sum, "prod": np.prod, "min": np.min, "max": np.max, "mean": np.mean,
-          "var": np.var, "std": np.std}[kind]
-    return np.asarray(fn(one)).dtype
+    with np.errstate(all="ignore"):
+        return np.asarray(getattr(np, kind)(one)).dtype
 
 
-def partial_dtype(kind: str, dtype) -> np.dtype:
-    """dtype of the partial blocks between reduction levels."""
-    if kind in ("mean", "var", "std"):
+def arg_value_dtype(dtype) -> np.dtype:
+    """dtype holding (value, index) pairs of argmin/argmax partials exactly."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        return np.dtype(np.complex128)
+    if dtype.kind == "f":
+        return np.dtype(np.float64)     # float16/32 values and indices below 2**53 are exact
+    if dtype == np.uint64:
+        return np.dtype(np.uint64)
+    return np.dtype(np.int64)
+
+
+def partial_dtype(kind: str, dtype, in_dtype=None) -> np.dtype:
+    """dtype of the partial blocks between reduction levels (``in_dtype``: the reduced array's, for arg*)."""
+    if kind in ("argmin", "argmax"):
+        return arg_value_dtype(in_dtype)
+    if kind in ("mean", "var", "std", "nanmean", "nanvar", "nanstd"):
         return np.dtype(np.complex128) if np.dtype(dtype).kind == "c" else np.dtype(np.float64)
     return reduction_dtype(kind, dtype)
 
@@ -349,7 +416,8 @@ class ReduceLevel(ArrayExpr):
     Partials of mean/var/std carry a hidden leading axis of moments.
     """
 
-    _parameters = ("x", "how", "axes", "split", "first", "last", "keepdims", "ddof", "dtype_")
+    _parameters = ("x", "how", "axes", "split", "first", "last", "keepdims", "ddof", "dtype_", "in_dtype")
+    _defaults = {"in_dtype": None}
     kind = "wide"
 
     def _meta(self):
@@ -359,8 +427,9 @@ class ReduceLevel(ArrayExpr):
             return None if self.last else -(-x.numblocks[d] // self.split[self.axes.index(d)])
 
         shape, chunks = _reduced_layout(x, self.axes, groups, self.keepdims)
-        keep = self.last or self.how in ("sum", "prod", "min", "max")
-        return shape, (self.dtype_ if keep else partial_dtype(self.how, self.dtype_)), chunks
+        keep = self.last or self.how in PLAIN
+        in_dtype = self.in_dtype if self.in_dtype is not None else x.dtype
+        return shape, (self.dtype_ if keep else partial_dtype(self.how, self.dtype_, in_dtype)), chunks
 
     @property
     def moments(self) -> int:
@@ -373,6 +442,29 @@ class ReduceLevel(ArrayExpr):
         step = "first+final" if self.first and self.last else "first" if self.first else "final" if self.last else "combine"
         return (f"ReduceLevel({self.how}, axes={self.axes}, split_every={self.split}, {step}) "
                 f"-> {_shape_str(self)}")
+
+
+class Cumulative(ArrayExpr):
+    """cumsum/cumprod along one axis; rule ``array_scan`` turns it into block totals and a ``Scan``."""
+
+    _parameters = ("x", "how", "axis", "dtype_")
+    kind = "wide"
+
+    def _meta(self):
+        return self.x.shape, self.dtype_, self.x.chunks
+
+
+class Scan(ArrayExpr):
+    """Block b of a cumulative op: the block's own scan, offset by the ``totals`` of the blocks before it."""
+
+    _parameters = ("x", "totals", "how", "axis", "dtype_")
+    kind = "wide"
+
+    def _meta(self):
+        return self.x.shape, self.dtype_, self.x.chunks
+
+    def identity_operands(self):
+        return [self.x]
 
 
 class MatMul(ArrayExpr):

@@ -103,6 +103,8 @@ def split_per_axis(split_every, axes) -> tuple[int, ...]:
 def getitem_plan(shape: tuple[int, ...], chunks: Chunks, index) -> tuple[tuple, str] | None:
     """Which input blocks basic indexing reads: (plan, index text), None when it selects everything.
 
+    Slices may have any step; a negative one reads the blocks in reverse order.
+
     ``plan`` entries, one per position of the normalized index: ``("s", table)`` for a
     slice (table[j] = (input block, start, stop, step) of output block j), ``("i", block,
     local)`` for an integer, ``("n",)`` for ``None``.
@@ -134,15 +136,22 @@ def getitem_plan(shape: tuple[int, ...], chunks: Chunks, index) -> tuple[tuple, 
         offs = chunk_offsets(dim_chunks)
         if isinstance(i, slice):
             start, stop, step = i.indices(size)
-            if step <= 0:
-                raise NotImplementedError("graphwren arrays support slices with a positive step only")
             table = []
-            for b in range(len(dim_chunks)):
-                lo, hi = offs[b], offs[b + 1]
-                first = start if start >= lo else start + -(-(lo - start) // step) * step
-                last = min(hi, stop)
-                if first < last:
-                    table.append((b, first - lo, last - lo, step))
+            if step > 0:
+                for b in range(len(dim_chunks)):
+                    lo, hi = offs[b], offs[b + 1]
+                    first = start if start >= lo else start + -(-(lo - start) // step) * step
+                    last = min(hi, stop)
+                    if first < last:
+                        table.append((b, first - lo, last - lo, step))
+            else:   # negative step: blocks in reverse, each read from its highest selected item down
+                for b in reversed(range(len(dim_chunks))):
+                    lo, hi = offs[b], offs[b + 1]
+                    first = start if start < hi else start - -(-(start - (hi - 1)) // -step) * -step
+                    last = max(lo - 1, stop)
+                    if first > last and first >= lo:
+                        # the local stop -1 means "through item 0" (the kernel turns it into None)
+                        table.append((b, first - lo, last - lo, step))
             if not table:
                 table = [(0, 0, 0, 1)]
             if not (start == 0 and stop == size and step == 1):

@@ -97,18 +97,26 @@ def npartitions(expr: Expr, settings: dict) -> int:
 
 def execute(planned: Planned, settings: dict, output, keep: bool | None = None, description: str = "") -> str:
     """Run a planned job; ``output.receive`` gets each output partition (see outputs.py). Returns the job id."""
+    import contextlib
+
     from ..runtime.driver import Driver
     driver = Driver(settings)
+    page = contextlib.nullcontext()
+    if settings.get("report"):   # compute(report="job.html"): the page of this job, failed or not
+        from ..observe import report
+        page = report(settings["report"])
     try:
-        return driver.run(planned.plan, output.receive, keep=keep, description=description)
+        with page:
+            return driver.run(planned.plan, output.receive, keep=keep, description=description)
     finally:
         planned.adapted = driver.adaptive   # the plan's adaptive stages now have their real task counts
 
 
-def explain(expr: Expr, settings: dict, adapted: list | None = None):
+def explain(expr: Expr, settings: dict, adapted: list | None = None, cost: bool = False):
     """What will run, before paying for it: logical, optimized and physical plans (no remote I/O).
 
     ``adapted``: the adaptive decisions of the last run (``Planned.adapted``), shown after the plan.
+    ``cost``: add the projected cost per stage on the configured backend (``cost.py``), an estimate.
     """
     from .adaptive import after_run
     from .explain import Explanation
@@ -119,4 +127,7 @@ def explain(expr: Expr, settings: dict, adapted: list | None = None):
         if isinstance(view, BagExpr):
             view = logical.fused_view(view, settings)
         text = render(expr.tree(), view.tree(), planned.plan, settings["storage"], planned.notes)
+        if cost:
+            from .cost import table
+            text = Explanation(text + "\n" + table(planned.plan, settings))
         return Explanation(text + after_run(planned.plan, adapted)) if adapted is not None else text

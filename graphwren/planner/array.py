@@ -18,15 +18,26 @@ task evaluates a small tree of picklable *kernels*:
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
-from ..logical.array import (Arange, ArrayExpr, Elemwise, FromNumpy, Full, GetItem, Load, MatMul, MatMulSplit,
-                             Random, Rechunk, ReduceLevel, Transpose)
+from ..logical.array import (Arange, ArrayExpr, Elemwise, Eye, FromNumpy, Full, GetItem, Linspace, Load, MatMul,
+                             MatMulSplit, PersistedArray, Random, Rechunk, ZarrSource, ReduceLevel, Scan, Transpose, arg_value_dtype)
+from ..logical.array_blockgraph import BlockGraph
+from ..logical.array_blockwise import Blockwise
+from ..logical.array_shape import BlockReshape, Concatenate, Take
 from ..logical.expr import funcname
 from ..runtime.plan import Stage
-from ..tasks.array_kernels import (BlockTask, KArange, KElemwise, KFromData, KFull, KGetItem, KLoad, KMatMul,
-                                   KRandom, KRechunk, KReduce, KStageRef, KTranspose, Kernel)
+from ..tasks.array_blockgraph import KBlockGraph
+from ..tasks.array_blockwise import KBlockwise
+from ..tasks.array_kernels import (BlockTask, KArange, KElemwise, KEye, KFromData, KFull, KGetItem, KLinspace, KLoad,
+                                   KMatMul, KRechunk, KStageRef, KTranspose, Kernel)
+from ..tasks.array_random import KRandom
+from ..tasks.array_reduce import KReduce
+from ..tasks.array_scan import KScan
+from ..tasks.array_shape import KConcat, KReshape, KTake
+from ..tasks.array_zarr import KZarrRead
 from ..tasks.blocks import chunk_offsets, unravel
 from . import edges, memory
 from .build import PlanBuilder
@@ -83,12 +94,15 @@ class ArrayLowering(PlanBuilder):
             inputs.append(edges.from_table(src, table, self._ntasks[src]))
         label = " + ".join(dict.fromkeys(reversed(labels))) or type(expr).__name__.lower()
         if target is not None:
-            label += f" -> store({target})"
+            label += f" -> to_zarr({target})"
         out_bytes = sum(expr.block_nbytes(unravel(t, expr.numblocks)) for t in range(ntasks))
         blocks = tuple(max(c) for c in expr.chunks) if expr.chunks else ()
         stage = Stage(self.name(type(expr).__name__.lower()), ntasks, BlockTask(kernel, expr.numblocks, target, label),
                       inputs, label=label, estimated_bytes=out_bytes if target is None else ntasks * 16,
-                      read_bytes=read_bytes, peak_memory=memory.array_task(self._peak(expr, root=True)))
+                      read_bytes=read_bytes,
+                      # a writing task also holds zarr's chunk buffer and its compressed copy
+                      peak_memory=memory.array_task(self._peak(expr, root=True)
+                                                    + (2 * expr.block_nbytes() if target is not None else 0)))
         if target is not None:
             stage.storage_note = f"blocks written to {target}"
         name = self.add(stage, f"use smaller chunks than {blocks} (e.g. half the block edge)")
@@ -103,8 +117,14 @@ class ArrayLowering(PlanBuilder):
             labels.append("from_numpy")
             return self._from_numpy(e)
         if isinstance(e, Random):
-            labels.append("random")
-            return KRandom(e.seed, e.chunks, e.dtype)
+            labels.append("random" if e.dist == "random" else f"random.{e.dist}")
+            return KRandom(e.seed, e.chunks, e.dtype, e.dist, e.params)
+        if isinstance(e, Linspace):
+            labels.append("linspace")
+            return KLinspace(e.start, e.stop, e.num, e.endpoint, e.chunks, e.dtype)
+        if isinstance(e, Eye):
+            labels.append(f"eye(k={e.k})")
+            return KEye(e.k, e.chunks, e.dtype)
         if isinstance(e, Full):
             labels.append(f"full({e.value!r})")
             return KFull(e.value, e.chunks, e.dtype)
@@ -114,6 +134,19 @@ class ArrayLowering(PlanBuilder):
         if isinstance(e, Load):
             labels.append(f"load({e.url})")
             return KLoad(e.url, e.chunks, e.dtype, e.name)
+        if isinstance(e, ZarrSource):
+            labels.append(f"from_zarr({e.url})")
+            return KZarrRead(e.url, e.chunks, e.dtype)
+        if isinstance(e, PersistedArray):
+            labels.append("persisted")
+            if e.stage not in self._ntasks:
+                self.add(Stage(e.stage, e.nblocks, None, label="persisted",
+                               external={"store": e.store, "job": e.job}))
+                self._ntasks[e.stage] = e.nblocks
+                self._block_bytes[e.stage] = e.block_nbytes()
+            if e.stage not in edges:
+                edges.append(e.stage)
+            return KStageRef(edges.index(e.stage), e.numblocks, e.stage)
         if e.kind == "wide" and not root and not (fused and self.paths[e.name] <= 1):
             src = self._stage(e)
             if src not in edges:
@@ -153,8 +186,36 @@ class ArrayLowering(PlanBuilder):
             return KMatMul(sub(e.a), sub(e.b), e.a.numblocks[1], e.ranges)
         if isinstance(e, ReduceLevel):
             labels.append(f"{e.how}[{'+'.join(filter(None, ['chunk' if e.first else '', 'combine', 'final' if e.last else '']))}]")
+            arg = e.how in ("argmin", "argmax")
             return KReduce(sub(e.x), e.how, e.axes, e.split, e.first, e.last, e.keepdims, e.ddof, e.dtype,
-                           e.x.numblocks, e.x.dtype)
+                           e.x.numblocks, e.x.dtype, e.x.chunks if arg and e.first else None,
+                           arg_value_dtype(e.in_dtype if e.in_dtype is not None else e.x.dtype) if arg else None)
+        if isinstance(e, Scan):
+            labels.append(f"{e.how}[scan]")
+            return KScan(sub(e.x, True), sub(e.totals), e.how, e.axis, e.dtype)
+        if isinstance(e, BlockReshape):
+            labels.append("reshape")
+            return KReshape(sub(e.x), e.groups, e.x.ndim, e.chunks)
+        if isinstance(e, Concatenate):
+            labels.append(f"concatenate[axis={e.axis}]")
+            return KConcat([sub(a) for a in e.arrays], e.axis, [a.numblocks[e.axis] for a in e.arrays])
+        if isinstance(e, Take):
+            labels.append(f"take[axis={e.axis}]")
+            return KTake(sub(e.x), e.index.array, e.axis, e.x.chunks, e.chunks, e.dtype)
+        if isinstance(e, BlockGraph):
+            labels.append(e.label or funcname(e.func))
+            return KBlockGraph(e.func, [sub(a) for a in e.args], e.table, e.numblocks, e.chunks, e.dtype)
+        if isinstance(e, Blockwise):
+            labels.append(funcname(e.func))
+            args = []
+            for a, ind in zip(e.args, e.inds):
+                if isinstance(a, ArrayExpr):
+                    where = tuple(e.out_ind.index(c) if c in e.out_ind and a.numblocks[d] > 1 else None
+                                  for d, c in enumerate(ind))
+                    args.append((sub(a, True), where))
+                else:
+                    args.append(("scalar", a))
+            return KBlockwise(e.func, args, e.kwargs, e.block_id, e.chunks, e.dtype)
         raise TypeError(f"cannot lower {e!r}; was the plan optimized?")
 
     def _from_numpy(self, e: FromNumpy) -> KFromData:
@@ -176,6 +237,8 @@ class ArrayLowering(PlanBuilder):
     def _peak(self, e: ArrayExpr, fused: bool = True, root: bool = False) -> int:
         """Projected bytes a task holds while computing one block of ``e`` (upper bound)."""
         out = e.block_nbytes()
+        if isinstance(e, ZarrSource):   # the block, and each zarr chunk it overlaps decoded then dropped
+            return out + 2 * math.prod(e.zchunks) * e.dtype.itemsize
         if e.kind == "source":
             return out
         if e.kind == "wide" and not root and not (fused and self.paths[e.name] <= 1):
@@ -188,14 +251,31 @@ class ArrayLowering(PlanBuilder):
                     peak = max(peak, held + self._peak(a, fused and a.name in ident))
                     held += a.block_nbytes()
             return max(peak, held + out) + out   # result + encoder copy
-        if isinstance(e, (Transpose, GetItem)):
+        if isinstance(e, BlockGraph):  # the blocks func holds, one prefetched, the result and its encoded copy
+            biggest = max((self._peak(a, False) for a in e.args), default=0)
+            return (e.held + 1) * biggest + 2 * out
+        if isinstance(e, Blockwise):   # every argument's block, then the result and its encoded copy
+            held = sum(self._peak(a, a.name in ident) for a in e.args if isinstance(a, ArrayExpr))
+            return held + 2 * out
+        if isinstance(e, (Transpose, GetItem, BlockReshape)):
             return self._peak(e.x, False) + out
+        if isinstance(e, Concatenate):
+            return max(self._peak(a, False) for a in e.arrays) + out
+        if isinstance(e, Take):         # the output, the input block in use and the one prefetched
+            return 2 * out + 2 * self._peak(e.x, False)
+        if isinstance(e, Scan):         # the block, its scan, the running offset and the result
+            return self._peak(e.x, True) + 3 * out + 2 * e.totals.block_nbytes()
         if isinstance(e, Rechunk):
             return out + 2 * self._peak(e.x, False) + out
         if isinstance(e, (MatMul, MatMulSplit)):
             return memory.matmul_blocks(out, self._peak(e.a, False), self._peak(e.b, False))
         if isinstance(e, ReduceLevel):
-            return max(out + 2 * self._peak(e.x, False), 3 * out)
+            temps = 0
+            if e.first and e.how not in ("sum", "prod", "min", "max", "any", "all"):
+                # float64 temporaries of one input block: deviations (var), NaN masks and the
+                # masked copy (nan*), the transposed copy argmin/argmax searches
+                temps = 2 * e.x.block_nbytes() // max(1, e.x.dtype.itemsize) * 8
+            return max(out + 2 * self._peak(e.x, False) + temps, 3 * out)
         return 2 * out
 
 

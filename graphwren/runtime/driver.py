@@ -24,7 +24,7 @@ from typing import Callable
 import networkx as nx
 
 from ..errors import TaskLost, TaskMemoryError
-from . import adaptive, codec, integrity, lifecycle, records, remote_errors, shipping
+from . import adaptive, codec, integrity, lifecycle, logs, records, remote_errors, shipping, stats
 from .lease import Lease, LeasedStores, ending
 from .plan import HASH_SHUFFLE, Plan, Stage
 from .prefetch import Prefetcher
@@ -59,8 +59,10 @@ class _StageRun:
         self.key = key
         self.input_keys: dict[str, str] = {}   # persisted jobs this stage reads -> their keys (hex)
         self.fn_hash = None
+        self.recorder: stats.JobRecorder | None = None   # the job record this stage's attempts go to
         self.tasks = [_Task() for _ in range(stage.ntasks)]
         self.ndone = 0
+        self.bytes_done = 0   # read and written by its committed tasks (their statistics): for progress
         self.durations: list[float] = []
         self.seen_errors: set[str] = set()
         self.prefix = records.stage_prefix(spec.job, stage.name)
@@ -82,6 +84,7 @@ class Driver:
         self._fetcher = Prefetcher(16, "gw-fetch")   # commit records and outputs read at once
         self.timeline: list[tuple] = []   # (time, stage, event) of the last job
         self.adaptive: list[adaptive.Decision] = []   # what the last job re-planned at stage boundaries
+        self.record: stats.JobRecord | None = None     # the last job's stages, attempts and statistics
 
     # -- public --------------------------------------------------------------
     def run(self, plan: Plan, on_output: Callable[[str, int, object], None] | None = None,
@@ -100,19 +103,25 @@ class Driver:
         stores = LeasedStores(lease)  # every store the job opens gets its heartbeat first
         key = integrity.new_key()
         integrity.remember(job, key)   # a kept job's partitions may be read by later jobs of this process
+        recorder = stats.JobRecorder(job, description, self._record_settings())   # per job: an Executor runs several
+        meter = stats.TaskMeter()   # the driver's own requests: uploads, LISTs, records read
         try:
             try:
-                stores[self.store.url] = self.store
-                for name, blob in plan.data.items():
-                    data = records.data_key(job, name)
-                    self.store.put(data, integrity.seal_blocks(key, data, blob))
-                self._run(plan, job, key, on_output or (lambda *a: None), stores, description, this_job)
+                with meter:
+                    stores[self.store.url] = self.store
+                    for name, blob in plan.data.items():
+                        data = records.data_key(job, name)
+                        self.store.put(data, integrity.seal_blocks(key, data, blob))
+                    self._run(plan, job, key, on_output or (lambda *a: None), stores, description, this_job,
+                              recorder)
             except BaseException as exc:
+                self._finish_record(recorder, ending(exc), meter, keep, f"{type(exc).__name__}: {exc}")
                 lease.end(ending(exc), record=keep)
                 self._stop_attempts(job)
                 if not keep:
                     self._cleanup(job, stores)
                 raise
+            self._finish_record(recorder, "finished", meter, keep)
             lease.end("finished", record=keep)
             self._stop_attempts(job)  # backups and duplicates still running must not write after cleanup
             if not keep:
@@ -121,6 +130,23 @@ class Driver:
             lifecycle.ended(this_job)
         return job
 
+    def _record_settings(self) -> dict:
+        """The settings a job record keeps: what ran it, and what its cost is reckoned from."""
+        names = ("backend", "storage", "workers", "lambda_memory", "lambda_architecture", "prices")
+        return {n: self.settings.get(n) for n in names if n in self.settings}
+
+    def _finish_record(self, recorder: stats.JobRecorder, state: str, meter: stats.TaskMeter, keep: bool,
+                       error: str | None = None) -> None:
+        """Close the job record, keep it beside the job's kept keys, and tell whoever listens."""
+        meter.stop()
+        record = self.record = recorder.finish(state, self.timeline, meter.requests, error)
+        if keep:
+            try:
+                self.store.put(records.job_record_key(record.job), record.to_json())
+            except Exception as exc:  # noqa: BLE001 - the record is a view of the job, not its outcome
+                log.warning("graphwren: could not keep the record of job %s: %s", record.job, exc)
+        stats.finished(record)
+
     def _stop_attempts(self, job: str) -> None:
         cancel = getattr(self.backend, "cancel", None)
         if cancel is not None:
@@ -128,7 +154,7 @@ class Driver:
 
     # -- the loop --------------------------------------------------------------
     def _run(self, plan: Plan, job: str, key: bytes, on_output, stores: dict, description: str,
-             this_job: lifecycle.RunningJob) -> None:
+             this_job: lifecycle.RunningJob, recorder: stats.JobRecorder) -> None:
         graph = plan.graph()
         order = list(nx.topological_sort(graph))
         locations: dict[str, tuple[str, str]] = {}   # stage -> (store url, job) of its outputs
@@ -136,6 +162,8 @@ class Driver:
         running: dict[str, _StageRun] = {}
         buckets: dict[str, list[int]] = {}   # shuffle stage -> measured bytes of each bucket (its commit records)
         outputs = set(plan.outputs)
+        recorder.planned = {s.name: s.ntasks for s in plan.stages}   # before adaptive stages change them
+        recorder.index = {name: i for i, name in enumerate(order)}   # explain()'s stage numbers
         bar = self._progress_bar(plan, job, description)
         try:
             for name in order:
@@ -159,17 +187,18 @@ class Driver:
                         stage = plan.stage(name)
                         if stage.adaptive is not None:
                             self._adapt(stage, buckets, locations, bar)
-                        running[name] = self._start(stage, job, key, locations, stores)
+                        running[name] = self._start(stage, job, key, locations, stores, recorder)
                 progressed = False
                 lost = self._lost_events(job)
                 for name, run in list(running.items()):
-                    n_before = run.ndone
+                    n_before, bytes_before = run.ndone, run.bytes_done
                     self._poll(run, name in outputs, on_output)
                     self._check_lost_and_late(run, lost.get(name, ()))
                     if run.ndone != n_before:
                         progressed = True
-                        bar.update(run.ndone - n_before, name)
+                        bar.update(run.ndone - n_before, name, run.bytes_done - bytes_before)
                     if run.complete:
+                        recorder.stage_finished(name)
                         self._write_manifest(run)
                         if run.stage.nbuckets is not None:
                             buckets[name] = adaptive.task_bucket_sizes([s.done["o"] for s in run.tasks])
@@ -202,14 +231,16 @@ class Driver:
         if stage.ntasks != planned:
             bar.retotal()
 
-    def _start(self, stage: Stage, job: str, key: bytes, locations: dict, stores: dict) -> _StageRun:
+    def _start(self, stage: Stage, job: str, key: bytes, locations: dict, stores: dict,
+               recorder: stats.JobRecorder | None = None) -> _StageRun:
         url = stage.storage or self.store.url
         store = stores.get(url) or stores.setdefault(url, open_store(url))
         inputs = [InputSpec(*locations[edge.source][:2], edge.source, locations[edge.source][2],
                             edge.kind, edge.table) for edge in stage.inputs]
         spec = StageSpec(name=stage.name, label=stage.label or stage.name, fn=stage.fn,
                          ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
-                         data_store=self.store.url, inline_limit=self.settings["inline_limit"])
+                         data_store=self.store.url, inline_limit=self.settings["inline_limit"],
+                         log_limit=self.settings.get("task_log_limit", logs.DEFAULT_LIMIT))
         blob, fn_hash = spec.dumps()
         available = getattr(self.backend, "available_modules", None)
         image = available() if available is not None else None
@@ -220,12 +251,16 @@ class Driver:
         store.put(name, integrity.seal(key, name, blob))
         run = _StageRun(stage, store, spec, key)
         run.fn_hash = fn_hash
+        run.recorder = recorder or stats.JobRecorder(job, "", {})
         run.input_keys = {i.job: integrity.to_event(integrity.job_key(i.job)) for i in inputs if i.job != job}
         self.timeline.append((time.time(), stage.name, "started"))
+        run.recorder.stage_started(stage.name, spec.label, run.recorder.index.get(stage.name, -1), stage.ntasks,
+                                   run.recorder.planned.get(stage.name, stage.ntasks),
+                                   [e.source for e in stage.inputs], stage.nbuckets, store.url)
         self._invoke(run, range(stage.ntasks))
         return run
 
-    def _invoke(self, run: _StageRun, tasks) -> None:
+    def _invoke(self, run: _StageRun, tasks, kind: str | None = None) -> None:
         now = time.monotonic()
         events = []
         for t in tasks:
@@ -233,6 +268,7 @@ class Driver:
             attempt = state.next_attempt
             state.next_attempt += 1
             state.in_flight[attempt] = now
+            run.recorder.launched(run.stage.name, t, attempt, kind or (stats.FIRST if attempt == 0 else stats.RETRY))
             event = {"store": run.store.url, "job": run.spec.job, "stage": run.stage.name,
                      "task": t, "attempt": attempt, "fn": run.fn_hash, "key": integrity.to_event(run.key),
                      "max_memory": self.settings["max_task_memory"]}
@@ -256,6 +292,9 @@ class Driver:
             for task, (header, payload) in zip(done, self._map(lambda t: self._read_done(run, t), done)):
                 state = run.tasks[task]
                 state.done, state.payload = header, payload
+                run.recorder.committed(run.stage.name, task, header)
+                moved = header.get("s") or {}
+                run.bytes_done += moved.get("bytes_read", 0) + moved.get("bytes_written", 0)
                 started = state.in_flight.get(header["a"])
                 if started is not None:
                     run.durations.append(time.monotonic() - started)
@@ -272,11 +311,14 @@ class Driver:
             state.in_flight.pop(attempt, None)
             if state.done is not None:
                 continue
+            run.recorder.failed(run.stage.name, task, attempt)
             if state.user_failures < self.settings["retries"]:
                 state.user_failures += 1
                 self._invoke(run, [task])
                 continue
-            raise remote_errors.load(run.store, key, run.key)
+            exc = remote_errors.load(run.store, key, run.key)
+            run.recorder.attach_log(run.stage.name, task, attempt, getattr(exc, "task_log", None))
+            raise exc
 
     def _lost_events(self, job: str) -> dict[str, list[dict]]:
         """Events whose worker died (backends that can tell), by stage."""
@@ -316,6 +358,7 @@ class Driver:
         if state.done is not None or attempt not in state.in_flight:
             return
         del state.in_flight[attempt]
+        run.recorder.lost(run.stage.name, task, attempt, why)
         if state.in_flight:
             return  # another attempt (a backup) is still running
         if state.losses >= self.settings["task_retries"]:
@@ -338,7 +381,7 @@ class Driver:
             run.tasks[t].backup = True
             self.timeline.append((time.time(), run.stage.name, f"backup copy of task {t}"))
         if late:
-            self._invoke(run, late)
+            self._invoke(run, late, stats.BACKUP)
 
     # -- records -----------------------------------------------------------------
     def _read_done(self, run: _StageRun, task: int):

@@ -48,6 +48,9 @@ def handler(event, context):
     """Lambda's handler: one task attempt per invocation."""
     if isinstance(event, dict) and event.get("graphwren") == "ping":
         return ping()
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id and isinstance(event, dict):   # the task's statistics name its CloudWatch request
+        event = dict(event, request_id=request_id)
     remaining_ms = context.get_remaining_time_in_millis() if context is not None else None
     if remaining_ms is None:
         return _reply(worker.handle(event))

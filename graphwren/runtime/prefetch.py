@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import itertools
 import threading
 from typing import Any, Callable, Iterable, Iterator
@@ -54,13 +55,15 @@ class Prefetcher:
             return
         pool = self._executor()
         rest = iter(thunks)
-        window = collections.deque(pool.submit(t) for t in itertools.islice(rest, ahead))
+        # each thunk runs in its submitter's context: a task attempt's meter (stats.py) counts its reads
+        window = collections.deque(pool.submit(contextvars.copy_context().run, t)
+                                   for t in itertools.islice(rest, ahead))
         try:
             while window:
                 value = window.popleft().result()
                 nxt = next(rest, None)
                 if nxt is not None:
-                    window.append(pool.submit(nxt))
+                    window.append(pool.submit(contextvars.copy_context().run, nxt))
                 yield value
                 del value   # the consumer is done with it: do not hold it while the next one waits
         finally:
@@ -71,4 +74,5 @@ class Prefetcher:
         """``[fn(x) for x in items]``, computed up to the pool's size at once."""
         if self._inline(len(items)):
             return [fn(x) for x in items]
-        return list(self._executor().map(fn, items))
+        context = contextvars.copy_context()
+        return list(self._executor().map(lambda x: context.copy().run(fn, x), items))

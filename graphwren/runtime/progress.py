@@ -11,6 +11,9 @@ user will see them without getting in their way:
   bar would be drawn over the REPL prompt;
 - when stderr is not a terminal (CI, a log file), a long job logs one line
   per running stage every few seconds to the ``graphwren`` logger at INFO.
+
+Every display shows each running stage: its tasks done out of its total and
+the bytes its committed tasks read and wrote (from their commit records).
 """
 from __future__ import annotations
 
@@ -97,6 +100,7 @@ class JobProgress:
         self.index = {name: i + 1 for i, name in enumerate(order)}
         self.needs = {name: [p for p in graph.predecessors(name) if p in self.stages] for name in order}
         self.done = dict.fromkeys(order, 0)
+        self.bytes = dict.fromkeys(order, 0)   # read + written by each stage's committed tasks
         self.total = sum(s.ntasks for s in self.stages.values())
         self.started = clock()
         self.last_logged = self.started
@@ -111,16 +115,15 @@ class JobProgress:
             self._ticker.start()
 
     # -- what the driver calls ------------------------------------------------------
-    def update(self, n: int, stage: str | None = None) -> None:
-        """``n`` more tasks of ``stage`` committed."""
+    def update(self, n: int, stage: str | None = None, nbytes: int = 0) -> None:
+        """``n`` more tasks of ``stage`` committed, having read and written ``nbytes`` more."""
         with self._lock:
             if stage in self.done:
                 self.done[stage] += n
+                self.bytes[stage] += nbytes
         if self._bar is not None:
             self._bar.update(n)
-            current = self.running()
-            if current:
-                self._bar.set_postfix_str(f"stage {self.index[current[0]]}/{len(self.stages)}", refresh=False)
+            self._bar.set_postfix_str(self.postfix(), refresh=False)
         if self.mode == LOG:
             self.tick()
 
@@ -152,6 +155,16 @@ class JobProgress:
             complete = {n for n, s in self.stages.items() if self.done[n] >= s.ntasks}
             return [n for n in self.stages if n not in complete and all(p in complete for p in self.needs[n])]
 
+    def postfix(self) -> str:
+        """The running stages on a bar: ``stage 1/2: 3/8 tasks, 1.2 MiB``, one after another."""
+        parts = []
+        for name in self.running():
+            text = f"stage {self.index[name]}/{len(self.stages)}: {self.done[name]}/{self.stages[name].ntasks} tasks"
+            if self.bytes[name]:
+                text += f", {_human(self.bytes[name])}"
+            parts.append(text)
+        return " | ".join(parts)
+
     def lines(self) -> list[str]:
         """One line per running stage: ``job J stage 1/3 map(f): 120/400 tasks, 12.3 s``."""
         elapsed = self.clock() - self.started
@@ -160,8 +173,9 @@ class JobProgress:
             label = self.stages[name].label or name
             if len(label) > LABEL_WIDTH:
                 label = label[:LABEL_WIDTH - 3] + "..."
+            moved = f", {_human(self.bytes[name])}" if self.bytes[name] else ""
             out.append(f"job {self.job} stage {self.index[name]}/{len(self.stages)} {label}: "
-                       f"{self.done[name]}/{self.stages[name].ntasks} tasks, {elapsed:.1f} s")
+                       f"{self.done[name]}/{self.stages[name].ntasks} tasks{moved}, {elapsed:.1f} s")
         return out
 
     def tick(self, now: float | None = None) -> bool:
@@ -196,6 +210,14 @@ class JobProgress:
     def _tick_loop(self) -> None:
         while not self._stop.wait(min(1.0, max(0.05, self.log_every))):
             self.tick()
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def job_progress(plan: Plan, job: str, description: str, settings: dict, background: bool = False,

@@ -9,6 +9,7 @@ Every key of a job lives under ``{job}/``::
     {job}/{stage}/err/{task}.{attempt}.{nonce}  one execution's error
     {job}/{stage}/manifest            written by the driver once every task committed
     {job}/lease                       the running driver's heartbeat (runtime/lease.py)
+    {job}/job.json                    the job's record (stats.JobRecord), when its keys are kept
 
 The nonce is drawn afresh by every execution, so two deliveries of the same
 event (Lambda delivers at least once; a backup copy; a late attempt) never
@@ -16,7 +17,11 @@ write the same key: the commit record names the exact output object of the
 execution that won, and every reader follows the record.
 
 A commit record and a manifest are a 4-byte header length, a JSON header,
-then raw bytes (an inline result, or the inline results of a stage).
+then raw bytes (an inline result, or the inline results of a stage). A
+commit header holds ``a`` (attempt), ``x`` (nonce), ``o`` (bucket offsets),
+``n`` (output bytes), ``inline``, and ``s``: the attempt's statistics
+(``stats.TaskMeter.stats``); readers ignore keys they do not know, so a
+record without ``s`` (an older worker's) still reads.
 """
 from __future__ import annotations
 
@@ -47,6 +52,10 @@ def job_time(job: str) -> float | None:
 
 def lease_key(job: str) -> str:
     return f"{job}/lease"
+
+
+def job_record_key(job: str) -> str:
+    return f"{job}/job.json"
 
 
 def stage_prefix(job: str, stage: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import cloudpickle
 
 from ..errors import IntegrityError, StorageError
-from . import codec, current, integrity, records, remote_errors
+from . import codec, current, integrity, logs, records, remote_errors, stats
 from .prefetch import Prefetcher
 from .storage import open_store
 
@@ -32,6 +32,7 @@ _funcs: "collections.OrderedDict[tuple, StageSpec]" = collections.OrderedDict()
 _manifests: "collections.OrderedDict[tuple, tuple[dict, memoryview]]" = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _readers = Prefetcher(8, "gw-read")   # input pieces in flight per task
+_served = 0   # attempts this process has started: the first is a cold start
 
 
 @dataclasses.dataclass
@@ -63,6 +64,7 @@ class StageSpec:
     job: str
     data_store: str     # where {job}/data/* lives
     inline_limit: int
+    log_limit: int = logs.DEFAULT_LIMIT   # characters of what a task prints that its record keeps
 
     def dumps(self) -> tuple[bytes, str]:
         blob = cloudpickle.dumps(self)
@@ -125,19 +127,28 @@ def handle(event: dict) -> dict:
         return {"ok": False, "recorded": False, "error": f"{type(exc).__name__}: {exc}",
                 "where": f"stage {stage} task {task} (attempt {attempt})"}
     where = f"stage {stage} task {task} (attempt {attempt})"
-    ctx = store = None
+    global _served
+    cold, _served = _served == 0, _served + 1
+    meter = stats.TaskMeter().__enter__()   # stopped before the commit, whose record carries its stats
+    ctx = store = captured = None
     try:
         store = open_store(event["store"])
-        spec = _load_spec(store, job, stage, event["fn"], key)
+        spec, cached = _load_spec(store, job, stage, event["fn"], key)
         where = f"stage {spec.label or stage} task {task} (attempt {attempt})"
         ctx = TaskContext(spec, task, attempt, store, keys)
+        captured = logs.start(spec.log_limit) if spec.log_limit > 0 else None
         with current.running(job, stage, task):   # lets side effects repeat ids across re-executions
             out = spec.fn(ctx)
-        committed = _commit(store, spec, task, attempt, out, key)
+        about = _About(meter, attempt, cold, cached, event.get("request_id"), captured)
+        committed = _commit(store, spec, task, attempt, out, key, about)
         return {"ok": True, "committed": committed, "recorded": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code are outcomes too
+        meter.stop()
         if ctx is not None and ctx.where:
             where += f" on {ctx.where}"
+        if captured is not None:
+            captured.stop()
+            logs.attach(exc, captured.text(), where)
         error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, StorageError):
             return {"ok": False, "recorded": False, "error": error, "where": where}
@@ -149,7 +160,41 @@ def handle(event: dict) -> dict:
         return {"ok": False, "recorded": True, "error": error, "where": where}
 
 
-def _commit(store, spec: StageSpec, task: int, attempt: int, out, key: bytes) -> bool:
+@dataclasses.dataclass
+class _About:
+    """What an attempt's commit record says about the attempt itself: its meter and how it started."""
+
+    meter: stats.TaskMeter
+    attempt: int
+    cold: bool          # the first attempt this process ran
+    cached_fn: bool     # the stage function came from this process's cache (a warm start)
+    request_id: str | None = None   # Lambda's, when the handler passes it
+    captured: logs.Capture | None = None   # what the task printed and logged
+
+    def log(self, header: dict) -> dict:
+        """Put the attempt's captured output (if any) in its commit ``header``."""
+        if self.captured is not None:
+            self.captured.stop()
+            text = self.captured.text()
+            if text:
+                header["log"] = text
+                if self.captured.cut:
+                    header["log_cut"] = self.captured.cut
+        return header
+
+    def header(self, out, buckets: bool, store_url: str, inline: int = 0) -> dict:
+        """The commit header's ``s``: taken now, so the commit's own PUT is counted but not timed.
+
+        ``inline``: bytes of output riding in the commit record, counted as written; the record's
+        own header (these statistics among them) is not.
+        """
+        self.meter.records_out = stats.output_records(out, buckets)
+        self.meter.stop()
+        self.meter.request(store_url, "put_if_absent", 0, inline)   # the commit this record rides in
+        return self.meter.stats(self.attempt, self.cold, self.cached_fn, self.request_id)
+
+
+def _commit(store, spec: StageSpec, task: int, attempt: int, out, key: bytes, about: _About) -> bool:
     """Write this execution's output under its own nonce, then race for the commit record.
 
     An attempt that outlived its job (a backup, a duplicate Lambda delivery, a
@@ -157,8 +202,9 @@ def _commit(store, spec: StageSpec, task: int, attempt: int, out, key: bytes) ->
     otherwise its keys would land after the cleanup and stay for good.
     """
     if not store.exists(records.lease_key(spec.job)):
+        about.meter.stop()
         return False
-    return _publish(store, spec, task, _write_output(store, spec, task, attempt, out, key))
+    return _publish(store, spec, task, _write_output(store, spec, task, attempt, out, key, about))
 
 
 @dataclasses.dataclass
@@ -169,7 +215,9 @@ class _Written:
     out_key: str | None    # None when the output rides inline in the record
 
 
-def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: bytes) -> _Written:
+def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: bytes,
+                  about: _About | None = None) -> _Written:
+    """Put the output (or keep it inline) and seal the commit record; ``about`` adds the attempt's statistics."""
     if spec.nbuckets is not None:
         if not isinstance(out, (list, tuple)) or len(out) != spec.nbuckets:
             raise TypeError(f"a shuffle stage must return {spec.nbuckets} buckets, "
@@ -182,14 +230,20 @@ def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: byt
     if len(blob) <= spec.inline_limit:
         # the signed commit record (and later the signed manifest) covers an inline result whole
         header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob), "inline": True}
+        if about is not None:
+            header["s"] = about.header(out, offsets is not None, store.url, len(blob))
+            about.log(header)
         return _Written(integrity.seal(key, done, records.pack(header, blob)), None)
     name = records.out_key(spec.job, spec.name, task, attempt, nonce)
     # one tag per bucket, bound to the output's own name: ranged reads check their bucket alone,
     # and the bytes of one execution never pass for another's
     blob, offsets = integrity.seal_output(key, name, blob, offsets)
     store.put(name, blob)
-    return _Written(integrity.seal(key, done, records.pack({"a": attempt, "x": nonce, "o": offsets,
-                                                            "n": len(blob)})), name)
+    header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob)}
+    if about is not None:
+        header["s"] = about.header(out, offsets is not None, store.url)
+        about.log(header)
+    return _Written(integrity.seal(key, done, records.pack(header)), name)
 
 
 def _publish(store, spec: StageSpec, task: int, written: _Written) -> bool:
@@ -205,7 +259,8 @@ def _publish(store, spec: StageSpec, task: int, written: _Written) -> bool:
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def _load_spec(store, job: str, stage: str, fn_hash, key: bytes) -> StageSpec:
+def _load_spec(store, job: str, stage: str, fn_hash, key: bytes) -> tuple[StageSpec, bool]:
+    """The stage function, checked, and whether it came from this process's cache."""
     if not isinstance(fn_hash, str) or not _SHA256_HEX.fullmatch(fn_hash):
         raise IntegrityError(f"the event's function hash {fn_hash!r} for stage {stage!r} of job {job!r} "
                              f"is not a SHA-256 hex digest")
@@ -215,7 +270,7 @@ def _load_spec(store, job: str, stage: str, fn_hash, key: bytes) -> StageSpec:
         spec = _funcs.get(cache_key)
         if spec is not None:
             _funcs.move_to_end(cache_key)
-            return spec
+            return spec, True
     name = records.func_key(job, stage)
     blob = integrity.unseal(key, name, store.get(name), store.url, "stage function")
     actual = hashlib.sha256(blob).hexdigest()
@@ -233,18 +288,24 @@ def _load_spec(store, job: str, stage: str, fn_hash, key: bytes) -> StageSpec:
         _funcs[cache_key] = spec
         while len(_funcs) > _CACHE_SIZE:
             _funcs.popitem(last=False)
-    return spec
+    return spec, False
 
 
 def _manifest(spec: InputSpec, key: bytes) -> tuple[dict, memoryview]:
     cache_key = (spec.store, spec.job, spec.stage, key)
     with _cache_lock:
         hit = _manifests.get(cache_key)
-        if hit is not None:
-            return hit
+    meter = stats.current()
+    if hit is not None:
+        if meter is not None and cache_key not in meter.manifests:
+            meter.manifests.add(cache_key)
+            meter.cached_manifests += 1   # read by an earlier task of this process: no request now
+        return hit
     store = open_store(spec.store)
     name = records.manifest_key(spec.job, spec.stage)
     hit = records.unpack(integrity.unseal(key, name, store.get(name), store.url, "manifest"))
+    if meter is not None:
+        meter.manifests.add(cache_key)
     with _cache_lock:
         _manifests[cache_key] = hit
         while len(_manifests) > _CACHE_SIZE:
@@ -311,9 +372,18 @@ def _read_run(spec: InputSpec, up_task: int, lo: int, hi: int, key: bytes) -> li
 def _read_pieces(spec: InputSpec, pieces: list, key: bytes) -> Iterator[Any]:
     """Decode pieces in order; remote stores prefetch a few ahead in threads."""
     if spec.store.startswith("file://"):   # a local read costs less than a thread hand-off
-        return (read_piece(spec, piece, key) for piece in pieces)
-    if pieces:
-        # one GET of the manifest before the threads start: each of them would miss the cache and
-        # fetch it again (10 manifest GETs for 3 reducers of 5 pieces, counted on the wire)
-        _manifest(spec, key)
-    return _readers.iter(functools.partial(read_piece, spec, piece, key) for piece in pieces)
+        parts = (read_piece(spec, piece, key) for piece in pieces)
+    else:
+        if pieces:
+            # one GET of the manifest before the threads start: each of them would miss the cache and
+            # fetch it again (10 manifest GETs for 3 reducers of 5 pieces, counted on the wire)
+            _manifest(spec, key)
+        parts = _readers.iter(functools.partial(read_piece, spec, piece, key) for piece in pieces)
+    meter = stats.current()
+    return parts if meter is None else _counting(parts, meter)
+
+
+def _counting(parts: Iterator[Any], meter: stats.TaskMeter) -> Iterator[Any]:
+    for part in parts:
+        meter.read_records(part)
+        yield part

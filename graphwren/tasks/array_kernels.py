@@ -68,20 +68,6 @@ class KFromData(Kernel):
         return self.data.nbytes(ravel(idx, self.numblocks))
 
 
-class KRandom(Kernel):
-    """Kernel: block idx of a seeded uniform random array, generated in the task."""
-
-    def __init__(self, seed, chunks, dtype):
-        self.seed, self.chunks, self.dtype = seed, chunks, np.dtype(dtype)
-
-    def compute(self, env, idx):
-        rng = np.random.default_rng([self.seed, *idx])
-        shape = block_shape(self.chunks, idx)
-        if self.dtype in (np.float32, np.float64):
-            return rng.random(shape, dtype=self.dtype)
-        return rng.random(shape).astype(self.dtype)
-
-
 class KFull(Kernel):
     """Kernel: block idx filled with one value."""
 
@@ -102,6 +88,44 @@ class KArange(Kernel):
         off = sum(self.chunks[0][:idx[0]])
         n = self.chunks[0][idx[0]]
         return (self.start + self.step * np.arange(off, off + n)).astype(self.dtype, copy=False)
+
+
+class KLinspace(Kernel):
+    """Kernel: block idx of a linspace, ``start + step * i`` with the last value exactly ``stop`` (as numpy)."""
+
+    def __init__(self, start, stop, num, endpoint, chunks, dtype):
+        self.start, self.stop, self.num, self.endpoint = start, stop, num, endpoint
+        self.chunks, self.dtype = chunks, np.dtype(dtype)
+
+    def compute(self, env, idx):
+        off = sum(self.chunks[0][:idx[0]])
+        n = self.chunks[0][idx[0]]
+        div = self.num - 1 if self.endpoint else self.num
+        work = np.result_type(float, self.start, self.stop)
+        i = np.arange(off, off + n, dtype=work)
+        if div > 0:
+            step = (self.stop - self.start) / div
+            y = i * step + self.start if step != 0 else i * 0 + self.start
+        else:
+            y = i * (self.stop - self.start) + self.start
+        if self.endpoint and self.num > 1 and off + n == self.num and n:
+            y[-1] = self.stop
+        if self.dtype.kind in "iu":
+            y = np.floor(y)     # numpy rounds toward -inf for integer linspace
+        return y.astype(self.dtype, copy=False)
+
+
+class KEye(Kernel):
+    """Kernel: block idx of eye(N, M, k): the piece of the k-th diagonal that crosses this block."""
+
+    def __init__(self, k, chunks, dtype):
+        self.k, self.chunks, self.dtype = k, chunks, np.dtype(dtype)
+
+    def compute(self, env, idx):
+        r0 = sum(self.chunks[0][:idx[0]])
+        c0 = sum(self.chunks[1][:idx[1]])
+        nr, nc = block_shape(self.chunks, idx)
+        return np.eye(nr, nc, k=self.k + r0 - c0, dtype=self.dtype)
 
 
 class KLoad(Kernel):
@@ -206,7 +230,7 @@ class KGetItem(Kernel):
             if entry[0] == "s":
                 b, s, e, st = entry[1][idx[d]]
                 in_idx.append(b)
-                local.append(slice(s, e, st))
+                local.append(slice(s, e if e >= 0 else None, st))   # e == -1: down to the block's first item
                 d += 1
             elif entry[0] == "i":
                 in_idx.append(entry[1])
@@ -301,109 +325,12 @@ class KMatMul(Kernel):
         return sum(self.ka.source_bytes((i, k)) + self.kb.source_bytes((k, j)) for k in ks)
 
 
-class KReduce(Kernel):
-    """One reduction level: fold the group of input blocks, then finalize on the last level."""
-
-    def __init__(self, k, how, axes, split, first, last, keepdims, ddof, dtype, in_numblocks, in_dtype):
-        self.k, self.how, self.axes, self.split = k, how, tuple(axes), split
-        self.first, self.last, self.keepdims, self.ddof = first, last, keepdims, ddof
-        self.dtype, self.in_numblocks, self.in_dtype = np.dtype(dtype), in_numblocks, np.dtype(in_dtype)
-
-    def _group(self, idx):
-        ranges = []
-        pos = 0
-        for d, n in enumerate(self.in_numblocks):
-            if d in self.axes:
-                s = self.split[self.axes.index(d)]
-                g = idx[pos] if (not self.last or self.keepdims) else 0
-                ranges.append(range(g * s, min(n, (g + 1) * s)))
-                if not self.last or self.keepdims:
-                    pos += 1
-            else:
-                ranges.append((idx[pos],))
-                pos += 1
-        return list(itertools.product(*ranges))
-
-    def _chunk(self, b):
-        """A raw block -> its partial (moments stacked on a leading axis where needed)."""
-        ax = self.axes
-        how = self.how
-        if how in ("sum", "prod", "min", "max"):
-            fn = {"sum": np.sum, "prod": np.prod, "min": np.min, "max": np.max}[how]
-            kw = {"dtype": self.dtype} if how in ("sum", "prod") else {}
-            out = fn(b, axis=ax, keepdims=True, **kw)
-            return out.astype(self.dtype, copy=False)
-        wide = np.complex128 if b.dtype.kind == "c" else np.float64
-        n = math.prod(b.shape[a] for a in ax)
-        s = np.sum(b, axis=ax, keepdims=True, dtype=wide)
-        if how == "mean":
-            return np.stack([s, np.full_like(s, n)])
-        mean = s / n if n else s
-        m2 = np.sum(np.abs(b - mean) ** 2, axis=ax, keepdims=True, dtype=np.float64).astype(wide)
-        return np.stack([np.full_like(s, n), mean, m2])
-
-    def _combine(self, acc, p):
-        how = self.how
-        if how == "sum":
-            acc += p
-        elif how == "prod":
-            acc *= p
-        elif how == "min":
-            np.minimum(acc, p, out=acc)
-        elif how == "max":
-            np.maximum(acc, p, out=acc)
-        elif how == "mean":
-            acc += p
-        else:  # Chan et al.: merge (count, mean, M2)
-            na, ma, m2a = acc
-            nb, mb, m2b = p
-            n = na + nb
-            safe = np.where(n == 0, 1, n)
-            delta = mb - ma
-            acc[1] = ma + delta * (nb / safe)
-            acc[2] = m2a + m2b + np.abs(delta) ** 2 * (na * nb / safe)
-            acc[0] = n
-        return acc
-
-    def _finalize(self, acc):
-        how = self.how
-        if how == "mean":
-            out = acc[0] / acc[1]
-        elif how in ("var", "std"):
-            n, _, m2 = acc
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out = np.real(m2) / np.maximum(np.real(n) - self.ddof, 0)
-            if how == "std":
-                out = np.sqrt(out)
-        else:
-            out = acc
-        out = np.asarray(out).astype(self.dtype, copy=False)
-        if not self.keepdims:
-            out = out.reshape(tuple(s for d, s in enumerate(out.shape) if d not in self.axes))
-        return out
-
-    def compute(self, env, idx):
-        group = self._group(idx)
-        thunks = [(lambda g=g: self.k.compute(env, g)) for g in group]
-        acc = None
-        for blk in prefetched(thunks):
-            p = self._chunk(blk) if self.first else blk
-            if acc is None:
-                acc = np.array(p, copy=True) if len(group) > 1 or not p.flags.writeable else p
-            else:
-                acc = self._combine(acc, p)
-        return self._finalize(acc) if self.last else acc
-
-    def reads(self, idx, out):
-        for g in self._group(idx):
-            self.k.reads(g, out)
-
-    def source_bytes(self, idx):
-        return sum(self.k.source_bytes(g) for g in self._group(idx))
-
-
 class BlockTask:
-    """The stage function: evaluate this task's output block; or store it and return its size."""
+    """The stage function: evaluate this task's output block; or hand it to ``target`` and return its size.
+
+    ``target`` is None (the block returns to the driver) or a writer with
+    ``write(idx, block) -> bytes written`` (``tasks.array_zarr.ZarrWriter``).
+    """
 
     def __init__(self, kernel, numblocks, target=None, label=""):
         self.kernel, self.numblocks, self.target, self.label = kernel, numblocks, target, label
@@ -414,6 +341,4 @@ class BlockTask:
         out = np.asarray(self.kernel.compute(Env(ctx), idx))
         if self.target is None:
             return out
-        from ..runtime.storage import open_store
-        open_store(self.target).put(block_key(idx), codec.encode(out))
-        return [(ctx.task, int(out.nbytes))]
+        return [(ctx.task, self.target.write(idx, out))]

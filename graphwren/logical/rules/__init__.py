@@ -10,6 +10,7 @@ when none was given, and the planner resolves it.
 from __future__ import annotations
 
 from .array_reduction_tree import array_reduction_tree
+from .array_scan import array_scan
 from .broadcast_join import broadcast_join
 from .combine_distinct import combine_distinct
 from .combine_frequencies import combine_frequencies
@@ -35,12 +36,13 @@ BAG_RULES = [
 
 ARRAY_RULES = [
     array_reduction_tree,  # sum/mean/var... along axes: a tree of ReduceLevel stages
+    array_scan,            # cumsum/cumprod: per-block totals, then each block offset by those before it
 ]
 
 FUSION_RULES = [
     fuse_narrow,  # narrow chains as one Fused node: the view explain() prints (lowering fuses on its own)
 ]
 
-__all__ = ["ARRAY_RULES", "BAG_RULES", "FUSION_RULES", "array_reduction_tree", "broadcast_join",
+__all__ = ["ARRAY_RULES", "BAG_RULES", "FUSION_RULES", "array_reduction_tree", "array_scan", "broadcast_join",
            "combine_distinct", "combine_frequencies", "combine_reduceby", "fuse_narrow", "groupby_to_shuffle",
            "join_to_shuffles", "prune_count", "reduction_to_tree", "topk_to_tree"]

@@ -19,7 +19,7 @@ def array_reduction_tree(expr: Expr, settings=None) -> Expr:
         ngroups = [-(-cur.numblocks[a] // s) for a, s in zip(axes, split)]
         last = all(g == 1 for g in ngroups)
         cur = ReduceLevel(cur, expr.how, axes, split, first, last, expr.keepdims if last else True,
-                          expr.ddof, expr.dtype)
+                          expr.ddof, expr.dtype, x.dtype)
         first = False
         if last:
             return cur

@@ -15,6 +15,7 @@ import time
 from typing import Callable, TypeVar
 
 from ...errors import MissingKey, StorageError
+from .. import stats
 
 T = TypeVar("T")
 
@@ -23,6 +24,15 @@ class Store(abc.ABC):
     """A flat key -> bytes store with the few operations the runtime needs."""
 
     url: str  # the URL this store was opened from; workers reopen it from this
+
+    def __init_subclass__(cls, **kwargs):
+        # Every request a store serves counts for the task attempt (or driver) metering it (stats.py):
+        # wrapped here once, so no store implementation can forget to count.
+        super().__init_subclass__(**kwargs)
+        for op in stats.OPS:
+            method = cls.__dict__.get(op)
+            if method is not None and not getattr(method, "_gw_counted", False):
+                setattr(cls, op, _counted(op, method))
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -65,6 +75,27 @@ class Store(abc.ABC):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.url!r})"
+
+
+def _counted(op: str, method):
+    """``method``, counting one request of ``op`` (with its bytes) for the active meter, if any."""
+    reads, writes = op == "get", op in ("put", "put_if_absent")
+
+    @functools.wraps(method)
+    def counted(self, key, *args, **kwargs):
+        if stats.current() is None:   # the common case outside a metered task: one context lookup
+            return method(self, key, *args, **kwargs)
+        out = None
+        try:
+            out = method(self, key, *args, **kwargs)
+            return out
+        finally:   # a failed request (a missing key) is still a request the store bills
+            nread = len(out) if reads and out is not None else 0
+            nwritten = len(args[0]) if writes and args else len(kwargs.get("data", b"")) if writes else 0
+            stats.count(self.url, op, nread, nwritten)
+
+    counted._gw_counted = True
+    return counted
 
 
 # -- timeouts and retries, shared by the remote stores ----------------------------------
