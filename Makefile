@@ -30,6 +30,7 @@ bench: $(VENV)/.installed-test
 	$(PYTHON) bench/matmul.py
 	$(PYTHON) bench/sort.py
 	$(PYTHON) bench/sort_model.py
+	$(PYTHON) bench/parity_dask.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

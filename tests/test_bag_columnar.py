@@ -70,3 +70,32 @@ def test_prefix_recognition_is_conservative():
     assert columnar_prefix([t.Map(str.lower)]) == 0                         # no split: nothing to gain
     assert columnar_prefix([t.FlatMap(str.split), t.Map(len), t.Map(str.lower)]) == 2
     assert columnar_prefix([t.FlatMap(str.split), t.Map(str.lower, args=(1,))]) == 1
+
+
+def _universal_lines(texts):
+    import io
+    return [line for text in texts for line in io.StringIO(text, newline=None)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("ab A\t\n\r\x0b\x1cZ\u00e9"), max_size=30), min_size=1, max_size=3),
+       st.integers(1, 12), st.sampled_from(["strip", "lower-len", "upper"]))
+def test_line_frequencies_run_columnar_with_python_results(tmp_path_factory, texts, blocksize, chain):
+    root = tmp_path_factory.mktemp("lines")
+    path = _write(root, texts)
+    fns = {"strip": [str.strip], "lower-len": [str.lower, len], "upper": [str.upper]}[chain]
+    b = gw.bag.read_text(path, blocksize=blocksize)
+    for fn in fns:
+        b = b.str.strip() if fn is str.strip else b.map(fn)
+    expected = _universal_lines(texts)
+    for fn in fns:
+        expected = [fn(x) for x in expected]
+    assert "[columnar" in b.frequencies().explain()
+    assert dict(b.frequencies().compute()) == dict(collections.Counter(expected))
+
+
+def test_line_prefix_needs_the_count():
+    assert columnar_prefix([t.Map(str.strip), t.CountValues()]) == 2
+    assert columnar_prefix([t.Map(str.lower), t.Map(len), t.CountValues()]) == 3
+    assert columnar_prefix([t.Map(str.strip)]) == 0                         # lines back as Python strings: no gain
+    assert columnar_prefix([t.Map(len), t.Map(str.lower), t.CountValues()]) == 0   # len ends the kernels

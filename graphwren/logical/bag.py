@@ -127,23 +127,33 @@ class Range(BagExpr):
 
 
 class ReadText(BagExpr):
-    """Lines of text files; the planner cuts them into splits by size (planner/inputs.py)."""
+    """Lines of text files; the planner cuts them into splits by size (planner/sizing.py).
 
-    _parameters = ("urlpath", "blocksize", "encoding", "errors", "compression", "files_per_partition")
-    _defaults = {"files_per_partition": None}
+    ``listing`` is the files as read_text() listed them (dask lists at that
+    point too); None when the store could not be reached then, and
+    compute() lists. ``store_query`` carries storage_options into the
+    remote stores' URLs (an S3 endpoint, timeouts).
+    """
+
+    _parameters = ("urlpath", "blocksize", "encoding", "errors", "compression", "files_per_partition",
+                   "linedelimiter", "include_path", "store_query", "listing")
+    _defaults = {"files_per_partition": None, "linedelimiter": None, "include_path": False, "store_query": "",
+                 "listing": None}
 
     @functools.cached_property
     def files(self) -> list[tuple]:
         """Every file named, listed once: (store URL, key, size, compression)."""
+        if self.listing is not None:
+            return list(self.listing)
         from ..runtime.storage.paths import expand_sized
         from ..tasks.text_io import infer_compression
         return [(store_url, key, size, infer_compression(key, self.compression))
-                for store_url, key, size in expand_sized(self.urlpath, "read_text")]
+                for store_url, key, size in expand_sized(self.urlpath, "read_text", self.store_query, order="name")]
 
     @property
     def unlisted(self) -> bool:
         """True while explain() plans over remote files it has not listed (see logical.offline)."""
-        return "files" not in self.__dict__ and offline.skips(self.urlpath)
+        return self.listing is None and "files" not in self.__dict__ and offline.skips(self.urlpath)
 
     size_unread = unlisted
 
@@ -324,8 +334,8 @@ class GroupBy(BagExpr):
 class Reduction(BagExpr):
     """perpartition on every partition, then aggregate on the list of results: one value."""
 
-    _parameters = ("frame", "perpartition", "aggregate", "split_every", "opname")
-    _defaults = {"opname": "reduction"}
+    _parameters = ("frame", "perpartition", "aggregate", "split_every", "opname", "as_list")
+    _defaults = {"opname": "reduction", "as_list": False}   # as_list: perpartition gets a list (dask's reduction)
 
     @property
     def npartitions(self):

@@ -16,6 +16,7 @@ from typing import Callable
 from ..logical import offline
 from ..logical.bag import (FromArrow, FromData, FromSequence, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet,
                            ReadText, Repartition, Shuffle, Sort, TreeReduce, describe_op)
+from ..logical.bag_multi import MULTI_NODES
 from ..logical.expr import Expr
 from ..runtime import codec
 from ..runtime.plan import BROADCAST, GATHER, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SHUFFLE, Adaptive, Edge, Stage
@@ -23,8 +24,8 @@ from ..tasks import bag_ops as t
 from ..tasks import sort as srt
 from ..tasks import tables as tb
 from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
-from ..tasks.text_io import ReadTextBlock
-from . import adaptive, edges, exchange, memory, parquet_splits, shuffle_medium, sizing
+from ..tasks.text_io import ReadTextBlock, text_reader
+from . import adaptive, bag_multi, edges, exchange, memory, parquet_splits, shuffle_medium, sizing
 from .build import PlanBuilder
 from .explain import human_bytes
 
@@ -117,10 +118,12 @@ class BagLowering(PlanBuilder):
                 self.note_unlisted(expr.urlpath)
                 n, label = sizing.unlisted_text(expr.urlpath, expr.blocksize, expr.files_per_partition,
                                                 expr.compression)
-                return self._source(ReadTextBlock([], expr.encoding, expr.errors), n, label, None, None)
+                return self._source(text_reader([], expr.encoding, expr.errors, expr.linedelimiter,
+                                                expr.include_path), n, label, None, None)
             splits = sizing.text_splits(expr.files, expr.blocksize, expr.files_per_partition, self.settings)
             sizes = [sum(p[3] - p[2] for p in split) for split in splits]
-            return self._source(ReadTextBlock(splits, expr.encoding, expr.errors), len(splits),
+            return self._source(text_reader(splits, expr.encoding, expr.errors, expr.linedelimiter,
+                                            expr.include_path), len(splits),
                                 sizing.describe(expr.files, splits), max(sizes, default=0), sum(sizes))
         if isinstance(expr, ReadParquet):
             return self._read_parquet(expr)
@@ -141,6 +144,8 @@ class BagLowering(PlanBuilder):
             return self._repartition(self.pending(expr.frame), expr.nparts)
         if isinstance(expr, HashJoin):
             return self._hash_join(expr)
+        if isinstance(expr, MULTI_NODES):   # zip, aligned map, concat, product, accumulate, lazy take, ...
+            return bag_multi.lower(self, expr, Pending)
         raise TypeError(f"cannot lower {type(expr).__name__}: optimize() the expression first")
 
     def _from_sequence(self, expr: FromSequence) -> Pending:

@@ -273,13 +273,18 @@ class GroupValues:
 
 
 class PerPartition:
-    """``perpartition(records)`` as one record (the first half of a reduction)."""
+    """``perpartition(records)`` as one record (the first half of a reduction).
 
-    def __init__(self, fn):
-        self.fn = fn
+    ``as_list``: the function gets the partition as a list, as dask's
+    ``reduction`` hands it a partition (so ``reduction(len, sum)`` works);
+    graphwren's own halves take an iterator and hold no list.
+    """
+
+    def __init__(self, fn, as_list: bool = False):
+        self.fn, self.as_list = fn, as_list
 
     def __call__(self, it):
-        return iter([self.fn(it)])
+        return iter([self.fn(list(it) if self.as_list else it)])
 
 
 class Aggregate:
@@ -425,7 +430,8 @@ class BagTask:
     def __call__(self, ctx):
         it = self.read(ctx)
         for op in self.ops:
-            it = op(it)
+            bind = getattr(op, "for_task", None)   # ops that depend on their partition's index
+            it = (bind(ctx.task) if bind is not None else op)(it)
         return self.sink(ctx, it)
 
 

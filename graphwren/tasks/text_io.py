@@ -30,10 +30,21 @@ def infer_compression(key: str, compression):
 
 class ReadTextBlock:
     """Lines of split i: of each piece (a file's byte range) packed into it, the lines that *start*
-    inside [start, end), each with its newline, piece after piece."""
+    inside [start, end), each with its newline, piece after piece.
 
-    def __init__(self, splits: list[list[tuple]], encoding: str, errors: str):
+    ``linedelimiter`` as dask's read_text without blocksize: None reads
+    universal newlines (``\r\n`` and ``\r`` become ``\n``), "" splits at any
+    of them and keeps them, any other string ("\n", "\r\n", ";") splits
+    there only and keeps it at the end of each record. (dask with a
+    blocksize turns "\n" into "\r\n" for linedelimiter="\r\n"; graphwren
+    gives the same records with or without blocks.) ``include_path`` makes each
+    record ``(line, path)``.
+    """
+
+    def __init__(self, splits: list[list[tuple]], encoding: str, errors: str, linedelimiter: str | None = None,
+                 include_path: bool = False):
         self.splits, self.encoding, self.errors = splits, encoding, errors
+        self.linedelimiter, self.include_path = linedelimiter, include_path
 
     def __call__(self, ctx):
         return itertools.chain.from_iterable(self.decode(ctx, piece, *self.raw(ctx, piece))
@@ -43,6 +54,11 @@ class ReadTextBlock:
         """This task's pieces: (store URL, key, start, end, compression)."""
         return self.splits[ctx.task]
 
+    def _delimiter(self) -> bytes:
+        """The bytes a block boundary moves to: a newline, or the custom delimiter (encoded)."""
+        d = self.linedelimiter
+        return b"\n" if d in (None, "") else d.encode(self.encoding)
+
     def raw(self, ctx, piece: tuple) -> tuple[bytes, int]:
         """A piece's bytes (decompressed, on line boundaries) and their offset in the file."""
         store_url, key, start, end, comp = piece
@@ -50,10 +66,10 @@ class ReadTextBlock:
         ctx.where = f"{display(store_url, key)} bytes {start}-{end}"
         if comp is not None:
             return COMPRESSIONS[comp](store.get(key)), 0
-        return self._aligned(store, key, start, end)
+        return self._aligned(store, key, start, end, self._delimiter())
 
     def decode(self, ctx, piece: tuple, data: bytes, offset: int):
-        """A piece's lines, each with its newline (\r\n and \r read as \n, as dask does)."""
+        """A piece's records: its lines, each with its delimiter (see the class docstring)."""
         store_url, key, start, end, comp = piece
         try:
             text = data.decode(self.encoding, self.errors)
@@ -61,34 +77,67 @@ class ReadTextBlock:
             raise ValueError(f"read_text: cannot decode {display(store_url, key)} as {self.encoding} at byte "
                              f"{offset + exc.start}{' (after decompression)' if comp else ''}: "
                              f"{exc.reason}") from None
-        return iter(io.StringIO(text, newline=None))
+        d = self.linedelimiter
+        if d in (None, ""):   # universal newlines: translated to \n (None) or kept as they are ("")
+            lines = iter(io.StringIO(text, newline=d))
+        else:   # split on it and keep it (open(newline=d) in dask), no empty record after a final delimiter
+            parts = text.split(d)
+            lines = iter([p + d for p in parts[:-1]] + ([parts[-1]] if parts[-1] else []))
+        if self.include_path:
+            path = display(store_url.split("?", 1)[0], key)
+            return ((line, path) for line in lines)
+        return lines
 
     @staticmethod
-    def _aligned(store, key: str, start: int, end: int) -> tuple[bytes, int]:
+    def _aligned(store, key: str, start: int, end: int, delim: bytes = b"\n") -> tuple[bytes, int]:
+        """The records that start in [start, end): from just after the first delimiter that ends at or
+        after ``start`` to the first delimiter ending at or after ``end`` (reading past ``end`` for it)."""
+        width = len(delim)
         if start > 0:
-            data = store.get(key, start - 1, end)
-            first = data.find(b"\n")
-            if first < 0:
-                return b"", start  # the block lies inside a line that began earlier
-            data, offset = data[first + 1:], start + first
+            lead = max(0, start - width)
+            data = store.get(key, lead, end)
+            first = data.find(delim)
+            if first < 0 or lead + first + width > end:
+                return b"", start  # the block lies inside a record that began earlier
+            data, offset = data[first + width:], lead + first + width
         else:
             data, offset = store.get(key, 0, end), 0
         if not data:
             return b"", offset
         size = None
         pos = end
-        tail = []
-        while not (tail[-1] if tail else data).endswith(b"\n"):
+        tail = b""
+        while not (data + tail).endswith(delim):
             size = store.size(key) if size is None else size
             if pos >= size:
                 break
             more = store.get(key, pos, min(pos + _READ_MORE, size))
-            cut = more.find(b"\n")
-            tail.append(more if cut < 0 else more[: cut + 1])
-            pos += len(more)
+            # a delimiter may straddle the boundary: search from its possible start
+            window = (data + tail)[-(width - 1):] if width > 1 else b""
+            cut = (window + more).find(delim)
             if cut >= 0:
+                tail += more[: cut - len(window) + width]
                 break
-        return data + b"".join(tail), offset
+            tail += more
+            pos += len(more)
+        return data + tail, offset
+
+
+class ReadTextOptions:
+    """Reader: a ReadTextBlock with dask's linedelimiter or include_path (never the columnar path)."""
+
+    def __init__(self, inner: ReadTextBlock):
+        self.inner = inner
+
+    def __call__(self, ctx):
+        return self.inner(ctx)
+
+
+def text_reader(splits, encoding: str, errors: str, linedelimiter: str | None = None, include_path: bool = False):
+    """The reader of read_text's splits: the plain one (which the columnar path may take) or one with options."""
+    if linedelimiter is None and not include_path:
+        return ReadTextBlock(splits, encoding, errors)
+    return ReadTextOptions(ReadTextBlock(splits, encoding, errors, linedelimiter, include_path))
 
 
 def output_targets(urlpath: str, n: int, name_function) -> list[tuple[str, str]]:
@@ -104,12 +153,14 @@ def output_targets(urlpath: str, n: int, name_function) -> list[tuple[str, str]]
 class WriteText:
     """Sink: one text file per partition, one line per record; returns the file's URL."""
 
-    def __init__(self, targets: list[tuple[str, str]], encoding: str, compression):
+    def __init__(self, targets: list[tuple[str, str]], encoding: str, compression, last_endline: bool = False):
         self.targets, self.encoding, self.compression = targets, encoding, compression
+        self.last_endline = last_endline
 
     def __call__(self, ctx, it):
         store_url, key = self.targets[ctx.task]
-        data = "\n".join(it).encode(self.encoding)
+        text = "\n".join(it)
+        data = (text + "\n" if self.last_endline and text else text).encode(self.encoding)
         comp = infer_compression(key, self.compression)
         if comp == "gzip":
             data = gzip.compress(data)
@@ -118,4 +169,4 @@ class WriteText:
         elif comp == "xz":
             data = lzma.compress(data)
         open_store(store_url).put(key, data)
-        return [display(store_url, key)]
+        return [display(store_url.split("?", 1)[0], key)]   # the file, without the store options

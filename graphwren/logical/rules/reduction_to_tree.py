@@ -12,5 +12,5 @@ def reduction_to_tree(expr: Expr, settings=None) -> Expr:
     """Reduction -> perpartition in each partition, then aggregate over a TreeReduce of the results."""
     if not isinstance(expr, Reduction):
         return expr
-    return TreeReduce(Narrow(expr.frame, t.PerPartition(expr.perpartition)), t.Aggregate(expr.aggregate),
+    return TreeReduce(Narrow(expr.frame, t.PerPartition(expr.perpartition, expr.as_list)), t.Aggregate(expr.aggregate),
                       expr.split_every)

@@ -29,8 +29,16 @@ def split_url(path: str) -> tuple[str, str]:
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders part.2 before part.10, as dask does for globs."""
+    """Sort key that orders part.2 before part.10 (read_parquet's order; dask.dataframe's too)."""
     return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", name)]
+
+
+def name_key(name: str) -> str:
+    """Plain sort by name, part.10 before part.2: dask.bag's read_text order (fsspec's sorted glob)."""
+    return name
+
+
+_ORDERS = {"natural": natural_key, "name": name_key}
 
 
 def expand(urlpath, what: str) -> list[tuple[str, str]]:
@@ -38,13 +46,15 @@ def expand(urlpath, what: str) -> list[tuple[str, str]]:
     return [(store_url, key) for store_url, key, _ in _expand(urlpath, what, sized=False)]
 
 
-def expand_sized(urlpath, what: str) -> list[tuple[str, str, int]]:
+def expand_sized(urlpath, what: str, store_query: str = "", order: str = "natural") -> list[tuple[str, str, int]]:
     """Every (store URL, key, size in bytes) a path, glob or list of them names; an error if none.
 
     A glob's sizes come with its listing (one LIST per 1,000 S3 keys, no request per file);
     a plain path costs one size request, asked 16 at a time of remote stores.
+    ``store_query`` (``endpoint=...``) is added to every remote store's URL; ``order`` sorts
+    each glob's matches ("natural" or "name", see _ORDERS).
     """
-    files = _expand(urlpath, what, sized=True)
+    files = _expand(urlpath, what, sized=True, store_query=store_query, order=order)
     unsized = [i for i, f in enumerate(files) if f[2] is None]
 
     def size(i):
@@ -61,33 +71,42 @@ def expand_sized(urlpath, what: str) -> list[tuple[str, str, int]]:
     return files
 
 
-def _expand(urlpath, what: str, sized: bool) -> list[tuple[str, str, int | None]]:
+def _expand(urlpath, what: str, sized: bool, store_query: str = "",
+            order: str = "natural") -> list[tuple[str, str, int | None]]:
+    sort_key = _ORDERS[order]
     paths = [urlpath] if isinstance(urlpath, (str, os.PathLike)) else list(urlpath)
     if not paths:
         raise ValueError(f"{what}: an empty list of paths")
     out = []
     for path in map(str, paths):
         if not any(c in path for c in "*?["):
-            store_url, key = split_url(path)
+            store_url, key = _with_query(split_url(path), store_query)
             if not sized and not open_store(store_url).exists(key):
                 raise FileNotFoundError(f"{what}: no such file {path!r}")
             out.append((store_url, key, None))
             continue
         if "://" in path and not path.startswith("file://"):
-            store_url, pattern = split_url(path)
+            store_url, pattern = _with_query(split_url(path), store_query)
             fixed = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)]
             store = open_store(store_url)
             listed = store.list_sized(fixed) if sized else [(k, None) for k in store.list(fixed)]
-            matches = [(store_url, k, n) for k, n in sorted(listed, key=lambda kn: natural_key(kn[0]))
+            matches = [(store_url, k, n) for k, n in sorted(listed, key=lambda kn: sort_key(kn[0]))
                        if fnmatch.fnmatchcase(k, pattern)]
         else:
             local = path[len("file://"):] if path.startswith("file://") else path
-            matches = [(*split_url(p), None) for p in sorted(globmod.glob(os.path.expanduser(local)), key=natural_key)
+            matches = [(*split_url(p), None) for p in sorted(globmod.glob(os.path.expanduser(local)), key=sort_key)
                        if os.path.isfile(p)]
         if not matches:
             raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
         out.extend(matches)
     return out
+
+
+def _with_query(store_key: tuple[str, str], store_query: str) -> tuple[str, str]:
+    store_url, key = store_key
+    if store_query and not store_url.startswith("file://"):
+        store_url = f"{store_url}?{store_query}"
+    return store_url, key
 
 
 def display(store_url: str, key: str) -> str:
