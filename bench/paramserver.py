@@ -36,7 +36,7 @@ import paramserver_logreg as model  # noqa: E402 - the model, data and training 
 
 import graphwren as gw  # noqa: E402
 
-BATCH, LR = 500, 0.5
+BATCH, LR = 500, 0.5   # defaults; --batch / --lr change them
 
 
 def serial(rows: int, held_out) -> dict:
@@ -84,11 +84,15 @@ def time_to(trace, target) -> float | None:
 
 
 def main(argv=None) -> None:
+    global BATCH, LR
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows-per-shard", type=int, default=250_000)
     ap.add_argument("--workers", default="2,4,8")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=BATCH, help="rows per update: more compute per Redis round trip")
+    ap.add_argument("--lr", type=float, default=LR)
     args = ap.parse_args(argv)
+    BATCH, LR = args.batch, args.lr
     held_out = model.shard(10_000, 20_000)
     base = [serial(args.rows_per_shard, held_out) for _ in range(args.repeats)]
     target = statistics.median(r["loss"] for r in base) * 1.01

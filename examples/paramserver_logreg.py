@@ -39,9 +39,10 @@ def shard(seed: int, rows: int, d: int = D) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gradient(w: np.ndarray, b: float, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    p = 1.0 / (1.0 + np.exp(-(X @ w + b)))
+    # in X's dtype: a float64 w would make numpy copy X to float64 for every product
+    p = 1.0 / (1.0 + np.exp(-(X @ w.astype(X.dtype) + b)))
     err = p - y
-    return X.T @ err / len(y), float(err.mean())
+    return (X.T @ err).astype(np.float64) / len(y), float(err.mean())
 
 
 def loss(w: np.ndarray, b: float, X: np.ndarray, y: np.ndarray) -> float:

@@ -1,17 +1,15 @@
 """The few numbers and words every view of a job shares: sizes, percentiles, attempt times, column names."""
 from __future__ import annotations
 
+import functools
 import math
 
+from ..runtime.cost import attempt_seconds as task_seconds  # noqa: F401 - the views import it from here
+from ..runtime.units import human_bytes as _human_bytes
 
-def human_bytes(n) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+#: Sizes in the views: "-" where a statistic is missing.
+human_bytes = functools.partial(_human_bytes, unknown="-")
+
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -22,15 +20,6 @@ def percentile(values: list[float], q: float) -> float | None:
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
 
-
-def task_seconds(attempt: dict) -> float | None:
-    """How long an attempt ran: measured by its worker when it committed, else as the driver saw it."""
-    s = attempt.get("stats")
-    if s:
-        return s["end"] - s["start"]
-    if attempt.get("launched") is not None and attempt.get("ended") is not None:
-        return attempt["ended"] - attempt["launched"]
-    return None
 
 
 HEADERS = ["stage", "tasks", "records in", "records out", "read", "written", "requests",

@@ -5,17 +5,9 @@ import networkx as nx
 
 from ..runtime.plan import Plan
 from ..logical import offline
+from ..runtime.units import human_bytes  # noqa: F401 - planner modules import it from here
 from . import requests
 
-
-def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n}"
 
 
 def run_order(plan: Plan) -> dict[str, int]:

@@ -26,6 +26,7 @@ import dataclasses
 import statistics
 
 from .plan import CUSTOM, HASH_SHUFFLE, Edge, Stage
+from .units import human_bytes
 
 #: A bucket this many times the median (and over the target) is skewed: split where allowed, else reported.
 SKEW_FACTOR = 5
@@ -55,27 +56,27 @@ class Decision:
         """``planned 16 tasks, ran 2 (16 buckets of ~40 KiB coalesced to 2 of ~320 KiB, target 64.0 MiB)``."""
         text = self._what()
         for b, k in list(self.splits.items())[:5]:
-            text += (f"; skewed bucket {b} ({_human(self.bucket_bytes[b])}) split over {k} tasks, "
+            text += (f"; skewed bucket {b} ({human_bytes(self.bucket_bytes[b])}) split over {k} tasks, "
                      f"each reading a share of one side and the other side whole")
         whole = [b for b in self.skewed if b not in self.splits]
         if whole:
             big = max(self.bucket_bytes[b] for b in whole)
             text += (f"; skewed bucket{'s' if len(whole) > 1 else ''} {', '.join(map(str, whole[:5]))}"
-                     f"{' ...' if len(whole) > 5 else ''} (up to {_human(big)}) kept whole: "
+                     f"{' ...' if len(whole) > 5 else ''} (up to {human_bytes(big)}) kept whole: "
                      f"a bucket holds whole keys and its reducer needs them together")
         return text
 
     def _what(self) -> str:
         total = sum(self.bucket_bytes)
         head = f"planned {self.planned} task{'s' if self.planned != 1 else ''}, ran {self.ran}"
-        target = _human(self.target_bytes)
+        target = human_bytes(self.target_bytes)
         nbuckets = self.ran - sum(self.splits.values()) + len(self.splits)   # tasks before splitting
         if nbuckets == self.planned:
             return f"{head} (no two adjacent buckets fit in the {target} target: kept as planned)"
         if nbuckets == 1 and not self.splits:
-            return f"{head}: a gather (the whole shuffle is {_human(total)}, under the {target} target)"
-        return (f"{head} ({self.planned} buckets of ~{_human(total / self.planned)} coalesced to {nbuckets} "
-                f"of ~{_human(total / nbuckets)}, target {target})")
+            return f"{head}: a gather (the whole shuffle is {human_bytes(total)}, under the {target} target)"
+        return (f"{head} ({self.planned} buckets of ~{human_bytes(total / self.planned)} coalesced to {nbuckets} "
+                f"of ~{human_bytes(total / nbuckets)}, target {target})")
 
 
 def skewed_buckets(sizes: list[int], target: int) -> list[int]:
@@ -177,10 +178,3 @@ def _split(b: int, per_task: dict, per_input: dict, allowed: tuple, target: int)
     runs = coalesce([row[b] for row in per_task[side]], target)
     return (side, runs) if len(runs) > 1 else None
 
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n}"

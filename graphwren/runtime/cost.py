@@ -117,7 +117,8 @@ def _qty(q: float) -> str:
     return f"{q:,.0f}" if float(q).is_integer() else f"{q:,.3f}"
 
 
-def _attempt_seconds(attempt: dict) -> float | None:
+def attempt_seconds(attempt: dict) -> float | None:
+    """How long an attempt ran: measured by its worker when it committed, else as the driver saw it."""
     s = attempt.get("stats")
     if s:
         return s["end"] - s["start"]
@@ -152,7 +153,7 @@ def measured(record) -> Cost:
     prices = price_table(settings)
     memory_gb = (settings.get("lambda_memory") or 2048) / 1024
     arch = settings.get("lambda_architecture") or "x86_64"
-    durations = [d for d in map(_attempt_seconds, record.attempts) if d is not None]
+    durations = [d for d in map(attempt_seconds, record.attempts) if d is not None]
     unknown = len(record.attempts) - len(durations)
     gb_s = sum(billed_seconds(d) for d in durations) * memory_gb
     local = settings.get("backend", "local") != "lambda"

@@ -27,6 +27,7 @@ import time
 import networkx as nx
 
 from .plan import Plan
+from .units import human_bytes
 
 logger = logging.getLogger("graphwren")
 
@@ -161,7 +162,7 @@ class JobProgress:
         for name in self.running():
             text = f"stage {self.index[name]}/{len(self.stages)}: {self.done[name]}/{self.stages[name].ntasks} tasks"
             if self.bytes[name]:
-                text += f", {_human(self.bytes[name])}"
+                text += f", {human_bytes(self.bytes[name])}"
             parts.append(text)
         return " | ".join(parts)
 
@@ -173,7 +174,7 @@ class JobProgress:
             label = self.stages[name].label or name
             if len(label) > LABEL_WIDTH:
                 label = label[:LABEL_WIDTH - 3] + "..."
-            moved = f", {_human(self.bytes[name])}" if self.bytes[name] else ""
+            moved = f", {human_bytes(self.bytes[name])}" if self.bytes[name] else ""
             out.append(f"job {self.job} stage {self.index[name]}/{len(self.stages)} {label}: "
                        f"{self.done[name]}/{self.stages[name].ntasks} tasks{moved}, {elapsed:.1f} s")
         return out
@@ -211,13 +212,6 @@ class JobProgress:
         while not self._stop.wait(min(1.0, max(0.05, self.log_every))):
             self.tick()
 
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def job_progress(plan: Plan, job: str, description: str, settings: dict, background: bool = False,
