@@ -136,9 +136,12 @@ def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
         "compute": "gw.bag.from_sequence(range(8), npartitions=8).map(slow).compute()",
         "background": "gw.get_all_results(gw.Executor(workers=2).map(slow, range(8), chunksize=1))",
     }[where]
+    marks = tmp_path / "running"
+    marks.mkdir()
     script = textwrap.dedent(f"""
         import time, graphwren as gw
         def slow(x):
+            open({str(marks)!r} + f"/{{x}}", "w").close()   # this task is running
             time.sleep(60)
             return x
         print("started", flush=True)
@@ -154,7 +157,9 @@ def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
             workers = children_of(proc.pid)
             assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.1)
-        time.sleep(1.0)  # the tasks are running
+        while len(list(marks.iterdir())) < 2:   # both workers are inside a task, not still starting
+            assert time.monotonic() < deadline + 30, "no task started running"
+            time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: the whole process group
         out, err = proc.communicate(timeout=30)
     finally:
