@@ -20,7 +20,10 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/graphwren demo
 
 test: $(VENV)/.installed-test
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -m "not own_process"
+	# The Ctrl-C scenario hangs after the rest of the suite ran in the same pytest process, though it
+	# passes alone and after any subset tried (issue: reproduce and fix); it runs in a process of its own.
+	$(PYTHON) -m pytest -q -m own_process
 
 bench: $(VENV)/.installed-test
 	$(PYTHON) -m pip install -q -e '.[bench]'

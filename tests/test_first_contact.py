@@ -130,6 +130,7 @@ def test_shutdown_cancel_futures_stops_the_job(tmp_path, env):
     assert store_left(tmp_path) == []
 
 
+@pytest.mark.own_process   # see the Makefile: after the full suite in one process it timed out
 @pytest.mark.parametrize("where", ["compute", "background"])
 def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
     body = {
