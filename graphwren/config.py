@@ -66,6 +66,7 @@ DEFAULTS = {
     "shuffle_storage": None,  # store URL for every shuffle exchange; None -> chosen by size
     "shuffle_redis": None,    # redis:// URL shuffles may use when small enough (PyWren's sort)
     "shuffle_redis_limit": 4 * 1024**3,  # projected bytes above which a shuffle stays in storage
+    "columnar": True,         # run traced user functions as Arrow kernels where exactly equivalent
     "exchange_levels": "auto",  # "auto": a two-level exchange where S3 requests would dominate; "1"/"2": always
     "lambda_function": None,  # name of the deployed function (lambda backend)
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
@@ -81,7 +82,7 @@ _TYPES = {
     "task_timeout": float, "speculation": bool, "progress": bool, "progress_delay": float,
     "keep": bool, "inline_limit": int, "task_log_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
-    "exchange_levels": str, "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
+    "columnar": bool, "exchange_levels": str, "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
     "lambda_architecture": str, "prices": dict, "report": str,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}

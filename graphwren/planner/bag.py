@@ -13,7 +13,7 @@ import functools
 import math
 from typing import Callable
 
-from ..logical import offline
+from ..logical import columnar_plan, offline
 from ..logical.bag import (FromArrow, FromData, FromSequence, Fused, HashJoin, Narrow, Persisted, Range, ReadParquet,
                            ReadText, Repartition, Shuffle, Sort, TreeReduce, describe_op)
 from ..logical.bag_multi import MULTI_NODES
@@ -23,7 +23,6 @@ from ..runtime.plan import BROADCAST, GATHER, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SH
 from ..tasks import bag_ops as t
 from ..tasks import sort as srt
 from ..tasks import tables as tb
-from ..tasks.columnar import ColumnarTextBlock, columnar_prefix
 from ..tasks.text_io import ReadTextBlock, text_reader
 from . import adaptive, bag_multi, edges, exchange, memory, parquet_splits, shuffle_medium, sizing
 from .build import PlanBuilder
@@ -326,11 +325,12 @@ class BagLowering(PlanBuilder):
         if p.table is not None and not getattr(sink, "takes_tables", False):
             p = p.records()
         read, ops, labels = p.read, p.ops, list(p.label)
-        if isinstance(read, ReadTextBlock):
-            k = columnar_prefix(ops)
-            if k:
-                read, ops = ColumnarTextBlock(read, ops[:k]), ops[k:]
-                labels[0] += " [columnar: " + " | ".join(labels[1:k + 1]) + " as Arrow kernels]"
+        if isinstance(read, ReadTextBlock) and self.settings.get("columnar", True):
+            chosen = columnar_plan.plan(read, ops, labels[1:])
+            if chosen is not None:
+                if chosen.k:
+                    read, ops = chosen.reader, ops[chosen.k:]
+                labels = [labels[0] + chosen.note] + labels[1 + chosen.k:]
         label = " | ".join(labels) or "read"
         if boundary:
             label += f" -> {boundary}"

@@ -120,22 +120,23 @@ class ColumnarTextBlock:
     def __call__(self, ctx):
         pieces = [(piece, *self.reader.raw(ctx, piece)) for piece in self.reader.pieces(ctx)]
         split = any(type(op) is t.FlatMap for op in self.ops)
-        if not all(self._safe(data, lines=not split) for _, data, _ in pieces):
+        if not all(self.safe(data, lines=not split) for _, data, _ in pieces):
             lines = itertools.chain.from_iterable(self.reader.decode(ctx, *p) for p in pieces)
             return t.chain_ops(self.ops)(lines)
         if not split:
-            return self._arrow_lines([data for _, data, _ in pieces])
+            return self._finish(self._line_maps(self.lines([data for _, data, _ in pieces])))
         # One Arrow pass over the split: a newline between pieces only ends a line, and every
         # recognised prefix splits on whitespace, so it changes no word.
-        return self._arrow(b"\n".join(data for _, data, _ in pieces))
+        return self._finish(self.words(b"\n".join(data for _, data, _ in pieces)))
 
-    def _safe(self, data: bytes, lines: bool = False) -> bool:
+    def safe(self, data: bytes, lines: bool = False) -> bool:
+        """Whether Arrow's ASCII kernels split ``data`` exactly as Python would."""
         # Lines: a \r would be a line end (universal newlines) that splitting on \n does not see.
         return (self.reader.encoding.lower() in _ASCII_CODECS and data.isascii()
                 and _PY_ONLY_SEPARATORS.search(data) is None and not (lines and b"\r" in data))
 
-    def _arrow_lines(self, pieces: list[bytes]):
-        """Line maps and the count in Arrow: each piece's lines, each with its \n as Python keeps it."""
+    def lines(self, pieces: list[bytes]):
+        """Each piece's lines as one Arrow array, each with its \n as Python keeps it."""
         import pyarrow as pa
         import pyarrow.compute as pc
         arrays = []
@@ -149,15 +150,18 @@ class ColumnarTextBlock:
             arrays.append(pc.binary_join_element_wise(parts.slice(0, n), newline, pa.scalar("", pa.large_string())))
             if not data.endswith(b"\n"):
                 arrays.append(parts.slice(n))
-        lines = pa.concat_arrays(arrays) if arrays else pa.array([], pa.large_string())
+        return pa.concat_arrays(arrays) if arrays else pa.array([], pa.large_string())
+
+    def _line_maps(self, lines):
+        import pyarrow.compute as pc
         for op in self.ops:
             if type(op) is t.CountValues:
-                counts = pc.value_counts(lines)
-                return zip(counts.field(0).to_pylist(), counts.field(1).to_pylist())
+                break
             lines = getattr(pc, _WORD_MAPS[plain_fn(op)])(lines)
-        return iter(lines.to_pylist())
+        return lines
 
-    def _arrow(self, data: bytes):
+    def words(self, data: bytes):
+        """The words of ``data`` after the prefix's text and word maps, as one Arrow array."""
         import pyarrow as pa
         import pyarrow.compute as pc
         text = pa.array([data], pa.large_binary()).cast(pa.large_string())
@@ -170,7 +174,14 @@ class ColumnarTextBlock:
         words = words.filter(pc.not_equal(words, ""))  # str.split() never yields ''
         for op in ops:
             if type(op) is t.CountValues:
-                counts = pc.value_counts(words)
-                return zip(counts.field(0).to_pylist(), counts.field(1).to_pylist())
+                break
             words = getattr(pc, _WORD_MAPS[plain_fn(op)])(words)
-        return iter(words.to_pylist())
+        return words
+
+    def _finish(self, values):
+        """Counts if the prefix ends in frequencies' count, else the values as Python objects."""
+        import pyarrow.compute as pc
+        if self.ops and type(self.ops[-1]) is t.CountValues:
+            counts = pc.value_counts(values)
+            return zip(counts.field(0).to_pylist(), counts.field(1).to_pylist())
+        return iter(values.to_pylist())
