@@ -197,10 +197,6 @@ def graphwren_frequencies(pattern, storage):
     return gw.bag.read_text(pattern).flat_map(str.split).frequencies().compute(storage=storage)
 
 
-def _add(a, b):
-    return a + b
-
-
 def _one(w):
     return (w, 1)
 
@@ -466,10 +462,11 @@ def inputs_of(pipeline: str, args) -> list[Input]:
     """The pipeline's inputs at ``--scale``, generated on first use."""
     if pipeline == "words":
         out = []
-        for n in (max(FILES * WORDS_PER_LINE, int(float(w) * args.scale)) for w in args.words.split(",")):
+        for n in (max(FILES * WORDS_PER_LINE, int(w * args.scale)) for w in args.words):
             root = make_corpus(n)
             files = files_of(root)
-            out.append(Input("words", f"{n / 1e6:g}M words" if n >= 1e6 else f"{n:,} words", os.path.join(root, "*.txt"), files,
+            name = f"{n / 1e6:g}M words" if n >= 1e6 else f"{n:,} words"
+            out.append(Input("words", name, os.path.join(root, "*.txt"), files,
                              sum(map(os.path.getsize, files)) / 1e6, dict(plain_python(root))))
         return out
     root = make_records(max(JSON_FILES * 200, int(JSON_BYTES * args.scale)))
@@ -567,6 +564,11 @@ def main(argv=None):
         raise SystemExit(f"--scale must be positive, got {args.scale}")
     if args.repeats < 1 or args.warmup < 0:
         raise SystemExit(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
+    try:
+        args.words = [float(w) for w in args.words.split(",")]
+    except ValueError:
+        raise SystemExit(f"--words must be comma-separated numbers of words (like 5e6,20e6), got {args.words!r}") \
+            from None
     pipelines = _names(args.pipelines, PIPELINES, "--pipelines")
     engines = set(_names(args.engines, ENGINES, "--engines"))
 
