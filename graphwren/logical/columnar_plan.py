@@ -75,12 +75,47 @@ def plan(read, ops: list, op_labels: list[str]) -> ColumnarPlan | None:
                             " [columnar: " + " | ".join(op_labels[:k]) + " as Arrow kernels]"
                             + (f" [python from {reason}]" if reason else ""))
     k = len(col._original_span(ops, j))
-    reader = tops.TracedBlock(col.ColumnarTextBlock(read, text_ops), source, traced, finish, ops[:k])
+    fields = json_fields(traced, finish) if source == "json" else None
+    reader = tops.TracedBlock(col.ColumnarTextBlock(read, text_ops), source, traced, finish, ops[:k], fields)
     kernels = op_labels[:len(col._original_span(ops, i))]
     note = " [columnar: " + " | ".join(kernels + notes) + "]"
     if reason:
         note += f" [python from {reason}]"
     return ColumnarPlan(reader, k, note)
+
+
+def json_fields(traced: list, finish) -> tuple | None:
+    """The fields of the JSON records the ops read, while they are still the records; None when an
+    op uses a record whole (then Arrow must build every column)."""
+    nodes = []
+    for op in traced:
+        nodes.append(op.node)
+        if isinstance(op, tops.TracedMap):
+            break
+    else:
+        if isinstance(finish, tops.TracedReduceBy):
+            nodes += [finish.key] + ([finish.term] if finish.term is not None else [])
+            if finish.term is None:     # the accumulator is the record itself
+                return None
+        elif finish is not None:
+            return None
+    found: list = []
+    for node in nodes:
+        if not _fields_of(node, found):
+            return None
+    return tuple(dict.fromkeys(found)) or None
+
+
+def _fields_of(node, found: list) -> bool:
+    """Collect ``x[key]`` of the record into found; False if the record is used otherwise."""
+    if isinstance(node, tr.Item) and node.obj == tr.Arg(0):
+        if type(node.key) is not str:
+            return False
+        found.append(node.key)
+        return True
+    if node == tr.Arg(0):
+        return False
+    return all(_fields_of(c, found) for c in tr.children(node))
 
 
 def _untraced(reason: str) -> ColumnarPlan | None:

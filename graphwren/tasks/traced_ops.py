@@ -189,12 +189,12 @@ class TracedBlock:
 
     ``source`` is "words" or "lines" (``text`` is the ColumnarTextBlock that
     makes them), or "json" (the lines parsed by Arrow's JSON reader, for a
-    leading ``map(json.loads)``).
+    leading ``map(json.loads)``; ``json_fields`` are the only fields its ops read, if known).
     """
 
-    def __init__(self, text, source: str, ops: list, finish, python_ops: list):
+    def __init__(self, text, source: str, ops: list, finish, python_ops: list, json_fields: tuple | None = None):
         self.text, self.source, self.ops, self.finish = text, source, list(ops), finish
-        self.python_ops = list(python_ops)
+        self.python_ops, self.json_fields = list(python_ops), json_fields
 
     def __call__(self, ctx):
         import pyarrow as pa
@@ -225,28 +225,65 @@ class TracedBlock:
         if self.text.reader.encoding.lower() not in ("utf-8", "utf8") or any(b"\r" in data for data in pieces):
             raise tr.Unsupported("text that is not UTF-8 without \\r")
         arr = self.text.lines(pieces)
-        return json_rows(arr) if self.source == "json" else arr
+        return json_rows(arr, self.json_fields) if self.source == "json" else arr
 
 
-def json_rows(lines) -> tr.JsonRows:
-    """Lines parsed as json.loads would, by Arrow's reader: one object per line, or Unsupported."""
+def json_rows(lines, fields: tuple | None = None) -> tr.JsonRows:
+    """Lines parsed as json.loads would, by Arrow's reader: one object per line, or Unsupported.
+
+    ``fields``: the only fields the traced ops read (None: any). Arrow then builds
+    just those columns, typed as a sample of the first lines shows them; a row
+    that disagrees with the sample's types makes it parse again, inferring all.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.json as pj
     if not len(lines):
         return tr.JsonRows(pa.table({}), b"")
     # json.loads("") and json.loads("  ") raise; Arrow's reader skips blank lines.
     if pc.min(pc.utf8_length(pc.utf8_trim(lines, characters=" \t\n\r"))).as_py() == 0:
         raise tr.Unsupported("a blank line")
     data = _buffer(lines)
-    table = pj.read_json(io.BytesIO(data))
-    dated = [f.name for f in table.schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
-    if dated:    # Arrow reads ISO dates as timestamps; json.loads keeps them as text
-        schema = pa.schema([(name, pa.string()) for name in dated])
-        table = pj.read_json(io.BytesIO(data), parse_options=pj.ParseOptions(explicit_schema=schema))
+    table = None
+    schema = _sampled_schema(data, fields) if fields else None
+    if schema is not None:
+        try:
+            table = _read_json(data, schema, ignore_others=True)
+        except pa.ArrowInvalid:
+            table = None
+    if table is None:
+        table = _read_json(data)
+        dated = [f.name for f in table.schema if _dated(f.type)]
+        if dated:    # Arrow reads ISO dates as timestamps; json.loads keeps them as text
+            table = _read_json(data, pa.schema([(name, pa.string()) for name in dated]))
     if table.num_rows != len(lines):
         raise tr.Unsupported("lines that are not one JSON object each")
     return tr.JsonRows(table, data)
+
+
+_SAMPLE_BYTES = 64 * 1024
+
+
+def _sampled_schema(data: bytes, fields: tuple):
+    """The types of ``fields`` in the first lines of ``data``, or None if the sample lacks one."""
+    import pyarrow as pa
+    end = data.find(b"\n", _SAMPLE_BYTES)
+    sample = _read_json(data if end < 0 else data[:end + 1])
+    types = dict(zip(sample.schema.names, sample.schema.types))
+    if not all(f in types and not pa.types.is_null(types[f]) for f in fields):
+        return None
+    return pa.schema([(f, pa.string() if _dated(types[f]) else types[f]) for f in fields])
+
+
+def _dated(t) -> bool:
+    import pyarrow as pa
+    return pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+
+
+def _read_json(data: bytes, schema=None, ignore_others: bool = False):
+    import pyarrow.json as pj
+    # One thread: a worker runs beside as many workers as there are cores.
+    parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if ignore_others else "infer")
+    return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(use_threads=False), parse_options=parse)
 
 
 def _buffer(lines) -> bytes:
