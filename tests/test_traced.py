@@ -8,6 +8,7 @@ gives the Python path's answer with ``columnar=False``.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
@@ -259,3 +260,72 @@ def test_user_errors_in_traced_stages_reach_the_user(tmp_path, isolated_config):
     assert "json.loads -> Arrow's JSON reader" in b.pluck("user").explain()
     with pytest.raises(KeyError, match="score"):
         b.pluck("user").compute()
+
+
+# -- pair tables: the traced combine's shuffle ------------------------------------------
+from graphwren.tasks import pair_tables as pt  # noqa: E402
+
+
+class Inputs:
+    """A reducer's context: its input partitions, as given."""
+
+    task, where = 0, ""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def input(self, k=0):
+        return iter(self.parts)
+
+
+pair_keys = st.text(max_size=4) | st.integers(-5, 5)
+
+
+@FAST
+@given(pairs=st.lists(st.tuples(st.text(max_size=4), st.integers(-9, 9)), max_size=30), n=st.integers(1, 5))
+def test_pair_tables_split_like_python_pairs(pairs, n):
+    import pyarrow as pa
+    table = pt.finish(pa.array([k for k, _ in pairs], pa.string()), [pa.array([v for _, v in pairs], pa.int64())],
+                      scalar=True, table=True)
+    assert pt.to_pairs(table) == pairs
+    by_python = t.HashBuckets(first=True)(type("C", (), {"nbuckets": n})(), iter(pairs))
+    by_table = t.HashBuckets(first=True)(type("C", (), {"nbuckets": n})(), table)
+    assert [pt.to_pairs(b) for b in by_table] == by_python
+
+
+@FAST
+@given(blocks=st.lists(st.lists(st.tuples(st.sampled_from(["a", "b", "é", "c"]), st.integers(-2 ** 62, 2 ** 62)),
+                                max_size=8), max_size=5),
+       as_table=st.lists(st.booleans(), min_size=5, max_size=5))
+def test_combine_pairs_matches_combine_by_key(blocks, as_table):
+    """Buckets of (key, (key, n)) from map tasks, some as pair tables and some as Python pairs."""
+    import pyarrow as pa
+    binop = lambda a, b: (a[0], a[1] + b[1])  # noqa: E731
+    parts = []
+    for pairs, table in zip(blocks, as_table):
+        acc = dict(t.PartialReduceBy(lambda kv: kv[0], binop)(iter(pairs)))
+        if table and all(abs(v[1]) <= tr.INT64_MAX for v in acc.values()):   # else the map side ran in Python
+            keys = pa.array(list(acc), pa.string())
+            parts.append(pt.finish(keys, [keys, pa.array([v[1] for v in acc.values()], pa.int64())],
+                                   scalar=False, table=True))
+        else:
+            parts.append(list(acc.items()))
+    python = list(t.CombineByKey(binop)(itertools.chain.from_iterable(pt.records(p) for p in parts)))
+    got = list(pt.CombinePairs(0, ("first", "sum"), False, [t.CombineByKey(binop)])(Inputs(parts)))
+    assert got == python      # the same pairs in the same order, big sums included (exact in Python)
+
+
+def test_mixed_blocks_end_to_end(tmp_path, isolated_config):
+    """Blocks that fall back (non-ASCII text) and blocks in Arrow meet in the same reducers."""
+    (tmp_path / "a.txt").write_text("naïve café naïve\n" * 50)
+    for i in range(3):
+        (tmp_path / f"b{i}.txt").write_text("cat dog cat\n" * 40 + "naïve\n")
+    b = (gw.bag.read_text(str(tmp_path / "*.txt"), files_per_partition=1).flat_map(str.split)
+         .map(lambda w: (w, 1)).reduceby(lambda kv: kv[0], lambda a, b: (a[0], a[1] + b[1])))
+    with gw.config.set(columnar=False):
+        python = sorted(b.compute())
+    assert sorted(b.compute()) == python == [("café", ("café", 50)), ("cat", ("cat", 240)),
+                                             ("dog", ("dog", 120)), ("naïve", ("naïve", 103))]
+    fr = gw.bag.read_text(str(tmp_path / "*.txt"), files_per_partition=1).flat_map(str.split).frequencies()
+    assert "[columnar: sum of counts]" in fr.explain()
+    assert sorted(fr.compute()) == [(w, c[1]) for w, c in python]

@@ -15,6 +15,7 @@ import dataclasses
 
 from ..tasks import bag_ops as t
 from ..tasks import columnar as col
+from ..tasks import pair_tables as pt
 from ..tasks import traced as tr
 from ..tasks import traced_ops as tops
 from .trace import Untraceable, trace
@@ -82,6 +83,43 @@ def plan(read, ops: list, op_labels: list[str]) -> ColumnarPlan | None:
     if reason:
         note += f" [python from {reason}]"
     return ColumnarPlan(reader, k, note)
+
+
+def hand_pairs_as_table(reader) -> None:
+    """Let a columnar reader whose aggregate feeds a combiners' shuffle emit a pair table."""
+    finish = getattr(reader, "finish", None)
+    if isinstance(finish, (tops.TracedCount, tops.TracedReduceBy)) or (
+            isinstance(reader, col.ColumnarTextBlock) and reader.ops and type(reader.ops[-1]) is t.CountValues):
+        reader.pairs_as_table = True
+
+
+def plan_combine(read, op) -> ColumnarPlan | None:
+    """The reduce side of frequencies/reduceby/foldby in Arrow (tasks/pair_tables.py), or None."""
+    if type(op) is t.SumCounts:
+        return ColumnarPlan(pt.CombinePairs(read.k, ("sum",), True, [op]), 1, " [columnar: sum of counts]")
+    if type(op) is not t.CombineByKey:
+        return None
+    try:
+        node = trace(op.combine, 2)
+    except Untraceable as exc:
+        return ColumnarPlan(read, 0, f" [python: combine: {exc}]")
+    a, b = tr.Arg(0), tr.Arg(1)
+    if op.initial is not t.no_default:
+        if type(op.initial) is not int or _added_to(node, a) != b:
+            return ColumnarPlan(read, 0, f" [python: combine {node} from {op.initial!r}]")
+        reader = pt.CombinePairs(read.k, ("sum",), True, [op], initial=op.initial)
+        return ColumnarPlan(reader, 1, f" [columnar: combine -> {op.initial} + sum]")
+    if isinstance(node, tr.TupleOf):
+        try:
+            hows = tuple(_field_how(item, j) for j, item in enumerate(node.items))
+        except Untraceable as exc:
+            return ColumnarPlan(read, 0, f" [python: combine: {exc}]")
+        desc = ", ".join(f"{how}(field {j})" for j, how in enumerate(hows))
+        return ColumnarPlan(pt.CombinePairs(read.k, hows, False, [op]), 1, f" [columnar: combine -> {desc}]")
+    how = _pair_how(node, a, b)
+    if how not in ("sum", "max", "min"):
+        return ColumnarPlan(read, 0, f" [python: combine {node}]")
+    return ColumnarPlan(pt.CombinePairs(read.k, (how,), True, [op]), 1, f" [columnar: combine -> {how}]")
 
 
 def json_fields(traced: list, finish) -> tuple | None:

@@ -330,7 +330,14 @@ class BagLowering(PlanBuilder):
             if chosen is not None:
                 if chosen.k:
                     read, ops = chosen.reader, ops[chosen.k:]
+                    if isinstance(sink, t.HashBuckets) and sink.first and not ops:
+                        columnar_plan.hand_pairs_as_table(read)
                 labels = [labels[0] + chosen.note] + labels[1 + chosen.k:]
+        elif isinstance(read, t.ReadInputs) and ops and self.settings.get("columnar", True):
+            chosen = columnar_plan.plan_combine(read, ops[0])
+            if chosen is not None:
+                read, ops = chosen.reader, ops[1:]
+                labels = [labels[0] + chosen.note if labels else chosen.note.strip()] + labels[2:]
         label = " | ".join(labels) or "read"
         if boundary:
             label += f" -> {boundary}"

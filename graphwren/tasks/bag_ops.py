@@ -28,7 +28,8 @@ class ReadInputs:
         self.k = k
 
     def __call__(self, ctx) -> Iterator:
-        return itertools.chain.from_iterable(ctx.input(self.k))
+        from .pair_tables import records    # a traced combine's buckets may be pair tables
+        return itertools.chain.from_iterable(records(part) for part in ctx.input(self.k))
 
 
 class ReadRange:
@@ -383,6 +384,9 @@ class HashBuckets:
 
     def __call__(self, ctx, it) -> list[list]:
         n = ctx.nbuckets
+        if self.first and type(it).__name__ == "Table":   # a traced combine's pair table
+            from .pair_tables import split
+            return split(it, n)
         buckets: list[list] = [[] for _ in range(n)]
         if n == 1:
             buckets[0].extend(it)

@@ -20,6 +20,7 @@ import operator
 import re
 
 from . import bag_ops as t
+from . import pair_tables
 
 _PY_ONLY_SEPARATORS = re.compile(rb"[\x1c-\x1f]")
 _ASCII_CODECS = {"utf-8", "utf8", "ascii", "us-ascii", "latin-1", "latin1", "iso-8859-1"}
@@ -116,6 +117,7 @@ class ColumnarTextBlock:
 
     def __init__(self, reader, ops: list):
         self.reader, self.ops = reader, normalize(list(ops))
+        self.pairs_as_table = False   # set by the planner when a pair-table-aware shuffle takes the counts
 
     def __call__(self, ctx):
         pieces = [(piece, *self.reader.raw(ctx, piece)) for piece in self.reader.pieces(ctx)]
@@ -179,9 +181,12 @@ class ColumnarTextBlock:
         return words
 
     def _finish(self, values):
-        """Counts if the prefix ends in frequencies' count, else the values as Python objects."""
+        """Counts if the prefix ends in frequencies' count (a pair table when the planner set
+        ``pairs_as_table``), else the values as Python objects."""
         import pyarrow.compute as pc
         if self.ops and type(self.ops[-1]) is t.CountValues:
             counts = pc.value_counts(values)
-            return zip(counts.field(0).to_pylist(), counts.field(1).to_pylist())
+            out = pair_tables.finish(counts.field(0), [counts.field(1)], scalar=True,
+                                     table=self.pairs_as_table)
+            return out if pair_tables.is_pair_table(out) else iter(out)
         return iter(values.to_pylist())

@@ -29,7 +29,8 @@ def _concat(parts: list):
     if parts and all(type(p).__name__ == "Table" and hasattr(p, "schema") for p in parts):
         import pyarrow as pa   # only the columnar path gets here: its stages already import pyarrow
         return pa.concat_tables(parts, promote_options="permissive")
+    from .pair_tables import records   # pair tables beside Python pairs: all as pairs
     out: list = []
     for part in parts:
-        out.extend(part)
+        out.extend(records(part))
     return out

@@ -16,6 +16,7 @@ import io
 import itertools
 
 from . import bag_ops as t
+from . import pair_tables as pt
 from . import traced as tr
 
 
@@ -58,23 +59,25 @@ def select(value, mask):
     return value
 
 
-# -- aggregates that end a traced chain: the partition's few records, as Python objects ------
+# -- aggregates that end a traced chain: the partition's few records ------------------------
+# Each returns the (key, value) pairs as Python objects, or with ``table`` as a pair table
+# (tasks/pair_tables.py) that a columnar reducer combines without a Python object per pair.
 class TracedCount:
     """frequencies()' map side: (value, count) in order of first appearance, as Counter gives them."""
 
-    def finish(self, value, n: int) -> list:
+    def finish(self, value, n: int, table: bool = False):
         import pyarrow.compute as pc
         value = _column(value, n)
         if tr.kind_of(value) == "float":   # NaN and -0.0 group by identity and equality in Python
             raise tr.Unsupported("counting floats")
         counts = pc.value_counts(value)
-        return list(zip(counts.field(0).to_pylist(), counts.field(1).to_pylist()))
+        return pt.finish(counts.field(0), [counts.field(1)], scalar=True, table=table)
 
 
 class TracedDistinct:
     """distinct()'s map side: each value once, in order of first appearance."""
 
-    def finish(self, value, n: int) -> list:
+    def finish(self, value, n: int, table: bool = False) -> list:
         import pyarrow.compute as pc
         value = _column(value, n)
         if tr.kind_of(value) == "float":
@@ -94,7 +97,8 @@ class TracedReduceBy:
                  initial=t.no_default, term: tr.Node | None = None):
         self.key, self.fields, self.how, self.initial, self.term = key, fields, how, initial, term
 
-    def finish(self, value, n: int) -> list:
+    def finish(self, value, n: int, table: bool = False):
+        import pyarrow.compute as pc
         keys = _column(tr.evaluate(self.key, (value,)), n)
         if tr.kind_of(keys) == "float":      # 0.0 == -0.0 and NaN != NaN: Python groups them its own way
             raise tr.Unsupported("float keys")
@@ -110,15 +114,13 @@ class TracedReduceBy:
         for part, how in zip(parts, hows):
             _check_aggregate(part, how, n, initial)
         keys_out, accs = _group(keys, parts, hows)
-        if self.fields is not None:
-            return list(zip(keys_out, zip(*accs)))
-        if self.term is not None:
-            return [(k, initial + s) for k, s in zip(keys_out, accs[0])]
-        return list(zip(keys_out, accs[0]))
+        if self.term is not None and initial:
+            accs = [pc.add_checked(accs[0], initial)]
+        return pt.finish(keys_out, accs, scalar=self.fields is None, table=table)
 
 
-def _group(keys, parts: list, hows: tuple) -> tuple[list, list[list]]:
-    """The distinct keys in order of first appearance, and each part aggregated per key.
+def _group(keys, parts: list, hows: tuple) -> tuple:
+    """The distinct keys in order of first appearance, and each part aggregated per key (arrays).
 
     A part that is the key itself (``(w, 1)`` grouped by ``w``) is the key in every
     group; a constant part needs only the group's count (``sum`` of 1 is the count):
@@ -130,14 +132,14 @@ def _group(keys, parts: list, hows: tuple) -> tuple[list, list[list]]:
     arrays = [j for j, p in enumerate(parts) if tr.is_array(p) and not is_key[j]]
     if not arrays:
         counts = pc.value_counts(keys)
-        keys_out, count = counts.field(0).to_pylist(), counts.field(1).to_pylist()
+        keys_out, count = counts.field(0), counts.field(1)
     else:
         table = pa.table({"k": keys, "n": pa.array(_ones(len(keys))),
                           **{f"f{j}": parts[j] for j in arrays}})
         out = table.group_by("k", use_threads=False).aggregate(
             [("n", "sum")] + [(f"f{j}", hows[j]) for j in arrays])
-        keys_out, count = out.column("k").to_pylist(), out.column("n_sum").to_pylist()
-        by_part = {j: out.column(f"f{j}_{hows[j]}").to_pylist() for j in arrays}
+        keys_out, count = out.column("k").combine_chunks(), out.column("n_sum").combine_chunks()
+        by_part = {j: out.column(f"f{j}_{hows[j]}").combine_chunks() for j in arrays}
     accs = []
     for j, (part, how) in enumerate(zip(parts, hows)):
         if j in arrays:
@@ -145,9 +147,9 @@ def _group(keys, parts: list, hows: tuple) -> tuple[list, list[list]]:
         elif is_key[j]:
             accs.append(keys_out)
         elif how == "sum":
-            accs.append([part * c for c in count])
+            accs.append(pc.multiply_checked(count, part))
         else:      # first, last, max or min of a constant
-            accs.append([part] * len(keys_out))
+            accs.append(pa.array([part] * len(keys_out)))
     return keys_out, accs
 
 
@@ -195,24 +197,26 @@ class TracedBlock:
     def __init__(self, text, source: str, ops: list, finish, python_ops: list, json_fields: tuple | None = None):
         self.text, self.source, self.ops, self.finish = text, source, list(ops), finish
         self.python_ops, self.json_fields = list(python_ops), json_fields
+        self.pairs_as_table = False   # set by the planner when a pair-table-aware shuffle takes the output
 
     def __call__(self, ctx):
         import pyarrow as pa
         pieces = [(piece, *self.text.reader.raw(ctx, piece)) for piece in self.text.reader.pieces(ctx)]
         try:
-            return iter(self.run([data for _, data, _ in pieces]))
+            out = self.run([data for _, data, _ in pieces])
+            return out if pt.is_pair_table(out) else iter(out)
         except (tr.Unsupported, pa.ArrowException):
             lines = itertools.chain.from_iterable(self.text.reader.decode(ctx, *p) for p in pieces)
             return t.chain_ops(self.python_ops)(lines)
 
-    def run(self, pieces: list[bytes]) -> list:
-        """The block's output records, computed in Arrow (or Unsupported)."""
+    def run(self, pieces: list[bytes]):
+        """The block's output records (or a pair table), computed in Arrow; or Unsupported."""
         value = self._source(pieces)
         n = value.table.num_rows if isinstance(value, tr.JsonRows) else len(value)
         for op in self.ops:
             value, n = op.apply(value, n)
         if self.finish is not None:
-            return self.finish.finish(value, n)
+            return self.finish.finish(value, n, table=self.pairs_as_table)
         return tr.to_python(value, n)
 
     def _source(self, pieces: list[bytes]):
