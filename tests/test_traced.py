@@ -167,6 +167,8 @@ PIPELINES = {
     "dict-out": [t.Map(json.loads), t.Map(lambda r: {"u": r["user"].lower(), "n": len(r["user"])})],
     "foldby-sum": [t.Map(json.loads), t.PartialReduceBy(lambda r: r["user"], lambda acc, r: acc + r["score"], 0)],
     "distinct": [t.Map(json.loads), t.Pluck("user"), t.UniqueRecords()],
+    "topk-by-score": [t.Map(json.loads), t.Map(lambda r: (r["user"], r["score"])), t.TopKRecords(3, lambda kv: kv[1])],
+    "topk-users": [t.Map(json.loads), t.Pluck("user"), t.TopKRecords(4)],
     "scalar-sum": [t.Map(json.loads), t.Map(lambda r: (r["score"] > 0, r["score"])),
                    t.PartialReduceBy(lambda kv: kv[0], lambda a, b: (a[0], a[1] + b[1]))],
 }
@@ -329,3 +331,21 @@ def test_mixed_blocks_end_to_end(tmp_path, isolated_config):
     fr = gw.bag.read_text(str(tmp_path / "*.txt"), files_per_partition=1).flat_map(str.split).frequencies()
     assert "[columnar: sum of counts]" in fr.explain()
     assert sorted(fr.compute()) == [(w, c[1]) for w, c in python]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(st.sampled_from([1, 1.0, True, 2, "a", "b", 0, False, -0.0]), max_size=30),
+       nparts=st.integers(1, 3))
+def test_groupby_len_counts_without_groups(isolated_config, items, nparts):
+    """groupby(key).map(lambda kv: (kv[0], len(kv[1]))) becomes a count per key, with groupby's answer:
+    equal keys of different types (1, 1.0, True) are one group, named by the first one seen."""
+    b = gw.bag.from_sequence(items, npartitions=nparts) if items else gw.bag.from_sequence([])
+    g = b.groupby(lambda x: x).map(lambda kv: (kv[0], len(kv[1])))
+    assert "partial_reduce_by" in g.explain() or not items
+    expected: dict = {}
+    for x in items:
+        expected[x] = expected.get(x, 0) + 1
+    got = g.compute()
+    assert sorted(map(repr, got)) == sorted(repr((k, n)) for k, n in expected.items())
+    assert sorted(map(repr, b.groupby(lambda x: x).map(lambda kv: (kv[0], kv[1][0])).compute())) == \
+        sorted(repr((k, k)) for k in expected)     # a map that reads the group still groups

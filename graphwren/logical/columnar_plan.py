@@ -176,7 +176,8 @@ def _is_json_loads(op) -> bool:
 
 def _opname(op) -> str:
     names = {t.Map: "map", t.Filter: "filter", t.Remove: "remove", t.Pluck: "pluck",
-             t.PartialReduceBy: "reduceby", t.CountValues: "frequencies", t.UniqueRecords: "distinct"}
+             t.PartialReduceBy: "reduceby", t.CountValues: "frequencies", t.UniqueRecords: "distinct",
+             t.TopKRecords: "topk"}
     return names.get(type(op), type(op).__name__)
 
 
@@ -212,6 +213,9 @@ def traced_finish(op):
         return tops.TracedDistinct(), "distinct"
     if kind is t.PartialReduceBy:
         return reduce_by(op)
+    if kind is t.TopKRecords:
+        key = None if op.key is None else trace(op.key, 1) if callable(op.key) else tr.Item(tr.Arg(0), op.key)
+        return tops.TracedTopK(op.k, key), f"topk({op.k}{'' if key is None else f', by {key}'})"
     return None, ""
 
 

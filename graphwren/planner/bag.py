@@ -335,9 +335,11 @@ class BagLowering(PlanBuilder):
                 labels = [labels[0] + chosen.note] + labels[1 + chosen.k:]
         elif isinstance(read, t.ReadInputs) and ops and self.settings.get("columnar", True):
             chosen = columnar_plan.plan_combine(read, ops[0])
-            if chosen is not None:
+            if chosen is not None and chosen.k:
                 read, ops = chosen.reader, ops[1:]
-                labels = [labels[0] + chosen.note if labels else chosen.note.strip()] + labels[2:]
+                labels = [labels[0] + chosen.note if labels else chosen.note.strip()] + labels[1:]
+            elif chosen is not None and labels:
+                labels[0] += chosen.note
         label = " | ".join(labels) or "read"
         if boundary:
             label += f" -> {boundary}"

@@ -16,6 +16,11 @@ import numbers
 
 
 # -- reductions' halves (module-level so workers import them by reference) -------------
+def count_one(acc, _record):
+    """foldby's binop for a count per key (groupby(...).map(len)-style counts)."""
+    return acc + 1
+
+
 class _NoValue:
     """Marks an empty partition in min/max (a class: identity survives pickling)."""
 

@@ -157,6 +157,49 @@ def children(node: Node) -> tuple:
     return ()
 
 
+# -- Python evaluation (for expressions a rule rewrote) -------------------------------
+class PythonFunction:
+    """A traced expression run on Python values, one record at a time, with Python's semantics."""
+
+    def __init__(self, node: Node, describe: str = ""):
+        self.node, self.describe = node, describe or str(node)
+        self.__qualname__ = self.__name__ = self.describe
+
+    def __call__(self, *args):
+        return python_value(self.node, args)
+
+
+def python_value(node: Node, args: tuple):
+    """What the function the node was traced from returns for ``args``."""
+    import json
+    import operator
+    kind = type(node)
+    if kind is Arg:
+        return args[node.i]
+    if kind is Const:
+        return node.value
+    if kind is Item:
+        return python_value(node.obj, args)[node.key]
+    if kind is TupleOf:
+        return tuple(python_value(i, args) for i in node.items)
+    if kind is DictOf:
+        return dict(zip(node.keys, (python_value(v, args) for v in node.values)))
+    if kind is BinOp:
+        fn = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}[node.op]
+        return fn(python_value(node.left, args), python_value(node.right, args))
+    if kind is Compare:
+        fn = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+              "!=": operator.ne}[node.op]
+        return fn(python_value(node.left, args), python_value(node.right, args))
+    if kind is Neg:
+        return -python_value(node.operand, args)
+    values = [python_value(a, args) for a in node.args]
+    if node.name in STR_METHODS:
+        return getattr(values[0], node.name)(*values[1:])
+    fns = {"len": len, "abs": abs, "max": max, "min": min, "json.loads": json.loads}
+    return fns[node.name](*values)
+
+
 # -- values ------------------------------------------------------------------------
 class JsonRows:
     """Records as json.loads gives them, parsed by Arrow: fields are read with guards, never whole."""

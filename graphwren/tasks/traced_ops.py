@@ -85,6 +85,35 @@ class TracedDistinct:
         return pc.unique(value).to_pylist()
 
 
+class TracedTopK:
+    """topk()'s map side: the k largest records (by a traced key), as heapq.nlargest orders them."""
+
+    def __init__(self, k: int, key: tr.Node | None = None):
+        self.k, self.key = k, key
+
+    def finish(self, value, n: int, table: bool = False) -> list:
+        import pyarrow.compute as pc
+        keys = _column(value if self.key is None else tr.evaluate(self.key, (value,)), n)
+        if tr.kind_of(keys) not in ("int", "str"):    # float NaN/-0.0 and bools: Python's own order
+            raise tr.Unsupported("topk of these values")
+        # nlargest(k) is sorted(reverse=True)[:k]: a stable sort, ties in arrival order
+        order = pc.array_sort_indices(keys, order="descending")[: self.k]
+        return tr.to_python(take(value, order), len(order))
+
+
+def take(value, indices):
+    """The records of ``value`` at ``indices``."""
+    if tr.is_array(value):
+        return value.take(indices)
+    if isinstance(value, tuple):
+        return tuple(take(v, indices) for v in value)
+    if isinstance(value, dict):
+        return {k: take(v, indices) for k, v in value.items()}
+    if isinstance(value, tr.JsonRows):
+        raise tr.Unsupported("whole json records")
+    return value
+
+
 class TracedReduceBy:
     """reduceby/foldby's map side: one (key, accumulator) per key, as PartialReduceBy gives them.
 

@@ -16,6 +16,7 @@ from .combine_distinct import combine_distinct
 from .combine_frequencies import combine_frequencies
 from .combine_reduceby import combine_reduceby
 from .fuse_narrow import fuse_narrow
+from .groupby_count import groupby_count
 from .groupby_to_shuffle import groupby_to_shuffle
 from .join_to_shuffles import join_to_shuffles
 from .prune_count import prune_count
@@ -28,6 +29,7 @@ BAG_RULES = [
     combine_frequencies,  # frequencies: count per partition, shuffle, sum
     combine_distinct,     # distinct: unique per partition, shuffle, unique per bucket
     groupby_to_shuffle,   # groupby: shuffle by key, group per bucket
+    groupby_count,        # groupby(...).map(lambda kv: (kv[0], len(kv[1]))): a count per key instead
     reduction_to_tree,    # sum/count/mean...: per partition, then a gather tree
     topk_to_tree,         # topk: k largest per partition, then a gather tree
     broadcast_join,       # join with driver-held records: no shuffle
@@ -44,5 +46,5 @@ FUSION_RULES = [
 ]
 
 __all__ = ["ARRAY_RULES", "BAG_RULES", "FUSION_RULES", "array_reduction_tree", "array_scan", "broadcast_join",
-           "combine_distinct", "combine_frequencies", "combine_reduceby", "fuse_narrow", "groupby_to_shuffle",
+           "combine_distinct", "combine_frequencies", "combine_reduceby", "fuse_narrow", "groupby_count", "groupby_to_shuffle",
            "join_to_shuffles", "prune_count", "reduction_to_tree", "topk_to_tree"]
