@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import zlib
 
-from . import bag_ops as t
 from . import traced as tr
 from .hashing import portable_hash
 
@@ -87,7 +86,9 @@ class CombinePairs:
             except (tr.Unsupported, pa.ArrowException):
                 pass
         pairs = itertools.chain.from_iterable(records(p) for p in parts)
-        return t.chain_ops(self.python_ops)(pairs)
+        for op in self.python_ops:     # CombineByKey or SumCounts (bag_ops imports this module)
+            pairs = op(pairs)
+        return pairs
 
     def combine(self, tables: list) -> list:
         import pyarrow as pa
