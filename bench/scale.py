@@ -30,7 +30,6 @@ from common import table  # noqa: E402
 
 import graphwren as gw  # noqa: E402
 from graphwren import config, planner, sim  # noqa: E402
-from graphwren.observe import Job  # noqa: E402
 from graphwren.runtime import cost as prices  # noqa: E402
 from graphwren.runtime.driver import Driver  # noqa: E402
 
@@ -245,7 +244,6 @@ def main(argv=None):
             raise SystemExit(f"unknown figure {name!r}; known: {[f.name for f in dataclasses.fields(cloud)]}")
         changes[name] = type(getattr(cloud, name))(float(value))
     cloud = cloud.replace(**changes)
-    cpu = {"sample": 0.002, "map": 0.003, "merge": 0.001, "reduce": 0.003}
     if args.only in (None, "driver"):
         rows = driver_scaling(cloud, (1000,) if args.quick else (1000, 10000))
         print("## the driver at scale (map -> hash shuffle into n/100 -> reduce; 20 MB per map task)")

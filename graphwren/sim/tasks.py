@@ -42,7 +42,6 @@ def run(sim, event: dict, cost, fn: str, cold: bool, slowdown: float) -> dict:
     t0 = clock.monotonic()
     store = open_store(event["store"])
     spec, cached = worker._load_spec(store, job, stage, event["fn"], key)
-    gets: list[tuple[str, str, int]] = []
     by_store: dict[str, list] = {}
     read = 0
     for inp in spec.inputs:
