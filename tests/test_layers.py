@@ -28,6 +28,7 @@ MAY_IMPORT = {
     "graphwren.collections": ("graphwren.logical", "graphwren.planner", "graphwren.tasks", "graphwren.runtime",
                               "graphwren.config"),
     "graphwren.aws":         ("graphwren.runtime",),
+    "graphwren.sim":         ("graphwren.runtime",),
     "graphwren.observe":     ("graphwren.runtime", "graphwren.config"),
 }
 

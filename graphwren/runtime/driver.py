@@ -18,13 +18,12 @@ import hashlib
 import logging
 import statistics
 import threading
-import time
 from typing import Callable
 
 import networkx as nx
 
 from ..errors import TaskLost, TaskMemoryError
-from . import adaptive, codec, integrity, lifecycle, logs, records, remote_errors, shipping, stats
+from . import adaptive, clock, codec, integrity, lifecycle, logs, records, remote_errors, shipping, stats
 from .lease import Lease, LeasedStores, ending
 from .plan import HASH_SHUFFLE, Plan, Stage
 from .prefetch import Prefetcher
@@ -33,6 +32,8 @@ from .worker import InputSpec, StageSpec, read_piece
 
 MANIFEST_INLINE_LIMIT = 1 << 20   # inline results copied into a manifest, in total
 MIN_POLL = 0.002                  # shortest pause between two LISTs of one stage
+SPLIT_LIST = 500                  # from this many tasks, a poll lists done/ and err/ alone, not the outputs too
+FETCH_THREADS = 64                # commit records read at once (S3Store keeps 64 connections)
 
 log = logging.getLogger("graphwren")
 
@@ -65,12 +66,30 @@ class _StageRun:
         self.bytes_done = 0   # read and written by its committed tasks (their statistics): for progress
         self.durations: list[float] = []
         self.seen_errors: set[str] = set()
+        self.known: set[str] = set()              # done keys already read: skipped without parsing
+        self.open: set[int] = set(range(stage.ntasks))   # tasks not committed: what timeouts look at
+        self._median = (0, 0.0)                   # (durations it was taken over, median): see median()
         self.prefix = records.stage_prefix(spec.job, stage.name)
-        self.started = time.monotonic()
+        self.started = 0.0
 
     @property
     def complete(self) -> bool:
         return self.ndone == self.stage.ntasks
+
+    def median(self) -> float:
+        """The median duration of the committed tasks, taken again only after 5% more committed
+        (a poll of a 10,000-task stage must not sort 10,000 floats)."""
+        n, value = self._median
+        if not n or len(self.durations) >= n * 1.05 + 1:
+            self._median = (len(self.durations), statistics.median(self.durations))
+        return self._median[1]
+
+    def status_keys(self) -> list[str]:
+        """The stage's commit and error records, in one LIST of its prefix, or, for a wide stage, two
+        (done/ and err/): its outputs, as many keys again, are not listed on every poll."""
+        if self.stage.ntasks < SPLIT_LIST:
+            return self.store.list(self.prefix)
+        return self.store.list(self.prefix + "done/") + self.store.list(self.prefix + "err/")
 
 
 class Driver:
@@ -81,7 +100,8 @@ class Driver:
         self.settings = settings
         self.store = open_store(settings["storage"])
         self.backend = backend if backend is not None else get_backend(settings)
-        self._fetcher = Prefetcher(16, "gw-fetch")   # commit records and outputs read at once
+        self.clock = clock.of(self.backend)   # every sleep and timeout of the driver: a simulator's is virtual
+        self._fetcher = Prefetcher(FETCH_THREADS, "gw-fetch")   # commit records and outputs read at once
         self.timeline: list[tuple] = []   # (time, stage, event) of the last job
         self.adaptive: list[adaptive.Decision] = []   # what the last job re-planned at stage boundaries
         self.record: stats.JobRecord | None = None     # the last job's stages, attempts and statistics
@@ -103,11 +123,11 @@ class Driver:
         stores = LeasedStores(lease)  # every store the job opens gets its heartbeat first
         key = integrity.new_key()
         integrity.remember(job, key)   # a kept job's partitions may be read by later jobs of this process
-        recorder = stats.JobRecorder(job, description, self._record_settings())   # per job: an Executor runs several
+        recorder = stats.JobRecorder(job, description, self._record_settings(), self.clock.time)   # per job: an Executor runs several
         meter = stats.TaskMeter()   # the driver's own requests: uploads, LISTs, records read
         try:
             try:
-                with meter:
+                with meter, self.clock.acting():
                     stores[self.store.url] = self.store
                     for name, blob in plan.data.items():
                         data = records.data_key(job, name)
@@ -205,16 +225,16 @@ class Driver:
                         locations[name] = (run.store.url, job, run.stage.ntasks)
                         finished.add(name)
                         del running[name]
-                        self.timeline.append((time.time(), name, "finished"))
+                        self.timeline.append((self.clock.time(), name, "finished"))
                 if len(finished) == len(order):
                     break
                 pause = MIN_POLL if progressed else min(pause * 2, self.settings["poll_interval"])
                 waiter = getattr(self.backend, "wait", None)
                 if waiter is not None:
                     seen = waiter(seen, pause)
-                    time.sleep(MIN_POLL)  # let a burst of commits land: fewer, fuller LISTs
+                    self.clock.sleep(MIN_POLL)  # let a burst of commits land: fewer, fuller LISTs
                 else:
-                    time.sleep(pause)
+                    self.clock.sleep(pause)
         finally:
             bar.close()
 
@@ -222,12 +242,12 @@ class Driver:
         """Re-plan an adaptive stage from its inputs' measured buckets, in place, before it starts."""
         sources = [e.source for e in stage.inputs if e.kind == HASH_SHUFFLE]
         if any(src not in buckets for src in sources):   # a persisted input: no commit records were read
-            self.timeline.append((time.time(), stage.name, "adaptive: kept as planned (bucket sizes unknown)"))
+            self.timeline.append((self.clock.time(), stage.name, "adaptive: kept as planned (bucket sizes unknown)"))
             return
         planned = stage.ntasks
         decision = adaptive.replan(stage, {src: buckets[src] for src in sources})
         self.adaptive.append(decision)
-        self.timeline.append((time.time(), stage.name, f"adaptive: {decision.describe()}"))
+        self.timeline.append((self.clock.time(), stage.name, f"adaptive: {decision.describe()}"))
         if stage.ntasks != planned:
             bar.retotal()
 
@@ -250,10 +270,11 @@ class Driver:
         name = records.func_key(job, stage.name)
         store.put(name, integrity.seal(key, name, blob))
         run = _StageRun(stage, store, spec, key)
+        run.started = self.clock.monotonic()
         run.fn_hash = fn_hash
         run.recorder = recorder or stats.JobRecorder(job, "", {})
         run.input_keys = {i.job: integrity.to_event(integrity.job_key(i.job)) for i in inputs if i.job != job}
-        self.timeline.append((time.time(), stage.name, "started"))
+        self.timeline.append((self.clock.time(), stage.name, "started"))
         run.recorder.stage_started(stage.name, spec.label, run.recorder.index.get(stage.name, -1), stage.ntasks,
                                    run.recorder.planned.get(stage.name, stage.ntasks),
                                    [e.source for e in stage.inputs], stage.nbuckets, store.url)
@@ -261,7 +282,7 @@ class Driver:
         return run
 
     def _invoke(self, run: _StageRun, tasks, kind: str | None = None) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         events = []
         for t in tasks:
             state = run.tasks[t]
@@ -279,7 +300,9 @@ class Driver:
 
     def _poll(self, run: _StageRun, is_output: bool, on_output) -> None:
         done, errors = [], []
-        for key in run.store.list(run.prefix):
+        for key in run.status_keys():
+            if key in run.known:
+                continue
             parsed = records.parse_status_key(key, run.prefix)
             if parsed is None:
                 continue
@@ -292,12 +315,14 @@ class Driver:
             for task, (header, payload) in zip(done, self._map(lambda t: self._read_done(run, t), done)):
                 state = run.tasks[task]
                 state.done, state.payload = header, payload
+                run.known.add(records.done_key(run.spec.job, run.stage.name, task))
+                run.open.discard(task)
                 run.recorder.committed(run.stage.name, task, header)
                 moved = header.get("s") or {}
                 run.bytes_done += moved.get("bytes_read", 0) + moved.get("bytes_written", 0)
                 started = state.in_flight.get(header["a"])
                 if started is not None:
-                    run.durations.append(time.monotonic() - started)
+                    run.durations.append(self.clock.monotonic() - started)
                 state.in_flight.clear()
                 run.ndone += 1
             if is_output:
@@ -336,13 +361,14 @@ class Driver:
                     f"over max_task_memory={self.settings['max_task_memory'] / 2**20:,.0f} MiB, and was killed; "
                     f"use more, smaller partitions, or raise max_task_memory if the machine has the memory")
             self._lose(run, event["task"], event["attempt"], event.get("lost_because", "its worker process died"))
-        now = time.monotonic()
+        now = self.clock.monotonic()
         timeout = self.settings["task_timeout"]
         abandon = getattr(self.backend, "abandon", None)
         queued = getattr(self.backend, "queued", None)
-        for t, state in enumerate(run.tasks):
-            if state.done is not None:
-                continue
+        # every attempt started after its stage did: until the stage is task_timeout old, none is late
+        late = sorted(run.open) if now - run.started > timeout else ()
+        for t in late:
+            state = run.tasks[t]
             for attempt, started in list(state.in_flight.items()):
                 if now - started > timeout:
                     if queued is not None and queued(run.spec.job, run.stage.name, t, attempt):
@@ -367,19 +393,19 @@ class Driver:
             raise TaskLost(f"task {task} of stage {run.spec.label} was lost {state.losses + 1} times; "
                            f"last because {why}. {advice}")
         state.losses += 1
-        self.timeline.append((time.time(), run.stage.name, f"retry task {task}: {why}"))
+        self.timeline.append((self.clock.time(), run.stage.name, f"retry task {task}: {why}"))
         self._invoke(run, [task])
 
     def _speculate(self, run: _StageRun, now: float) -> None:
         """One backup copy of a task far slower than its finished peers."""
         if not self.settings["speculation"] or run.stage.ntasks < 4 or len(run.durations) < 0.75 * run.stage.ntasks:
             return
-        limit = max(3 * statistics.median(run.durations), 2.0)
-        late = [t for t, s in enumerate(run.tasks)
-                if s.done is None and not s.backup and s.in_flight and now - min(s.in_flight.values()) > limit]
+        limit = max(3 * run.median(), 2.0)
+        late = [t for t in sorted(run.open) for s in (run.tasks[t],)
+                if not s.backup and s.in_flight and now - min(s.in_flight.values()) > limit]
         for t in late:
             run.tasks[t].backup = True
-            self.timeline.append((time.time(), run.stage.name, f"backup copy of task {t}"))
+            self.timeline.append((self.clock.time(), run.stage.name, f"backup copy of task {t}"))
         if late:
             self._invoke(run, late, stats.BACKUP)
 
@@ -407,7 +433,7 @@ class Driver:
     def _map(self, fn, items):
         if len(items) <= 1 or self.store.url.startswith("file://"):
             return [fn(i) for i in items]
-        return self._fetcher.map(fn, items)
+        return self.clock.parallel(self._fetcher, fn, items)
 
     def _cleanup(self, job: str, stores: dict) -> None:
         integrity.forget(job)

@@ -219,8 +219,9 @@ class JobRecord:
 class JobRecorder:
     """Builds a ``JobRecord`` from what the driver sees; every method is cheap and never raises into it."""
 
-    def __init__(self, job: str, description: str, settings: dict):
-        self.record = JobRecord(job, description, started=time.time(), settings=settings)
+    def __init__(self, job: str, description: str, settings: dict, clock=time.time):
+        self._now = clock   # the driver's clock: a simulated job's record is in its virtual time
+        self.record = JobRecord(job, description, started=clock(), settings=settings)
         self._open: dict[tuple, dict] = {}   # (stage, task, attempt) -> its attempt dict
         self._stage: dict[str, dict] = {}
         self.planned: dict[str, int] = {}   # stage -> task count as planned (adaptive stages may run fewer)
@@ -229,18 +230,18 @@ class JobRecorder:
     def stage_started(self, name: str, label: str, index: int, ntasks: int, planned: int,
                       inputs: list[str], nbuckets: int | None, store: str) -> None:
         entry = {"name": name, "label": label, "index": index, "ntasks": ntasks, "planned_tasks": planned,
-                 "inputs": inputs, "nbuckets": nbuckets, "store": store, "started": time.time(), "finished": None}
+                 "inputs": inputs, "nbuckets": nbuckets, "store": store, "started": self._now(), "finished": None}
         self._stage[name] = entry
         self.record.stages.append(entry)
 
     def stage_finished(self, name: str) -> None:
-        self._stage[name]["finished"] = time.time()
+        self._stage[name]["finished"] = self._now()
         for key in [k for k in self._open if k[0] == name]:   # still running when the task committed
             self._close(key, SUPERSEDED)
 
     def launched(self, stage: str, task: int, attempt: int, kind: str) -> None:
         entry = {"stage": stage, "task": task, "attempt": attempt, "kind": kind, "outcome": None,
-                 "launched": time.time(), "ended": None, "stats": None}
+                 "launched": self._now(), "ended": None, "stats": None}
         self._open[(stage, task, attempt)] = entry
         self.record.attempts.append(entry)
 
@@ -270,7 +271,7 @@ class JobRecorder:
         if entry is None:
             return
         entry["outcome"] = outcome
-        entry["ended"] = time.time()
+        entry["ended"] = self._now()
         if why:
             entry["why"] = why
 
@@ -286,7 +287,7 @@ class JobRecorder:
         for key in list(self._open):
             self._close(key, SUPERSEDED if state == "finished" else LOST, why=None if state == "finished" else state)
         r = self.record
-        r.state, r.finished, r.error = state, time.time(), error
+        r.state, r.finished, r.error = state, self._now(), error
         r.events = [list(e) for e in events]
         r.driver_requests = driver_requests
         return r

@@ -1,9 +1,21 @@
 """Backends only invoke tasks; they never move data. Chosen by the ``backend`` setting."""
 from __future__ import annotations
 
+_factory = None   # settings -> backend or None: a stand-in for every backend (graphwren.sim's cloud)
+
+
+def set_factory(factory) -> None:
+    """Make ``factory(settings)`` the backend of every new driver (None from it: the named one); None undoes it."""
+    global _factory
+    _factory = factory
+
 
 def get_backend(settings: dict):
     """The backend named by ``settings['backend']``, ready to invoke."""
+    if _factory is not None:
+        backend = _factory(settings)
+        if backend is not None:
+            return backend
     name = settings["backend"]
     if name == "local":
         from .local import get_pool

@@ -4,6 +4,7 @@ open_store caches one store per URL per process: a forked or spawned child
 never reuses its parent's sockets, because the cache is keyed by os.getpid().
 Opening checks that the store is reachable and fails fast with StorageError.
 check_url only checks the URL's form (no I/O): settings use it to refuse a typo early.
+set_opener puts a stand-in in front of every URL (graphwren.sim's simulated S3 and Redis).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from ...errors import StorageError
 from .base import Store
 
-__all__ = ["Store", "open_store", "check_url", "clear_cache", "SCHEMES"]
+__all__ = ["Store", "open_store", "check_url", "clear_cache", "set_opener", "SCHEMES"]
 
 SCHEMES = ("file", "s3", "redis", "rediss")
 _SUPPORTED = "file:///path (or a plain local path), s3://bucket/prefix, redis://host:port/db[?prefix=name]"
@@ -26,6 +27,7 @@ _SCHEME_LIKE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(.*)", re.DOTALL)
 _cache: dict[tuple, Store] = {}
 _lock = threading.Lock()
 _opening: dict[tuple, threading.Lock] = {}
+_opener = None   # url -> Store or None: a stand-in consulted before the real stores (set_opener)
 
 
 def _cache_key(url: str) -> tuple:
@@ -69,8 +71,22 @@ def check_url(url) -> None:
         raise StorageError(f"unsupported store URL scheme {scheme!r} in {url!r}{hint}; supported: {_SUPPORTED}")
 
 
+def set_opener(opener) -> None:
+    """Open every URL with ``opener(url)`` first (None from it: the real store); None restores the real ones.
+
+    The cache is cleared either way, so no store opened before is handed out after.
+    """
+    global _opener
+    clear_cache()
+    _opener = opener
+
+
 def _open(url: str) -> Store:
     check_url(url)
+    if _opener is not None:
+        store = _opener(url)
+        if store is not None:
+            return store
     if "://" not in url:  # a plain local path
         from .file import FileStore
 
