@@ -96,12 +96,35 @@ def test_cholesky_matches_numpy(n, chunks):
 
 def test_cholesky_stages_shrink_as_numpywren_describes():
     S = da.eye(40, chunks=8) * 2.0                                       # 5 x 5 blocks
-    stages = [(label.split(": ", 1)[-1].rsplit(" ", 1)[0], n) for label, n in _stages(la.cholesky(S, lower=True))
+    stages = [(label.split("cholesky: ", 1)[-1], n) for label, n in _stages(la.cholesky(S, lower=True))
               if "cholesky" in label]
-    diag = [n for what, n in stages if what == "factor diagonal block"]
-    panel = [n for what, n in stages if what == "panel"]
-    update = [n for what, n in stages if what == "trailing update"]
-    assert diag == [1] * 5 and panel == [4, 3, 2, 1] and update == [16, 9, 4, 1]
+    names = [what.rsplit(" ", 1)[0] if what.startswith("panel") else what for what, _ in stages]
+    # one task factors block 0; after that every diagonal block is factored by the update stage before
+    # its panel (no one-task stage), and the last stage computes the last panel block and diagonal factor
+    # while copying the others: L is its output, not a stage of its own
+    assert names == ["factor diagonal block 0", "panel", "trailing update 0 + factor diagonal block 1", "panel",
+                     "trailing update 1 + factor diagonal block 2", "panel",
+                     "trailing update 2 + factor diagonal block 3", "last panel and diagonal block 4, L assembled"]
+    assert [n for _, n in stages] == [1, 4, 16, 3, 9, 2, 4, 25]
+
+
+def test_cholesky_of_a_matrix_that_is_not_positive_definite_names_the_block():
+    m = np.eye(12)
+    m[9, 9] = -1.0                                                     # block (2, 2) of 3 x 3 blocks
+    with pytest.raises(np.linalg.LinAlgError, match=r"not positive definite .*diagonal block \(2, 2\)"):
+        la.cholesky(da.from_array(m, chunks=4), lower=True).compute()
+
+
+def test_cholesky_of_complex_hermitian_and_float32_matches_numpy():
+    rng = np.random.default_rng(5)
+    m = rng.standard_normal((10, 10)) + 1j * rng.standard_normal((10, 10))
+    h = m @ m.conj().T + 10 * np.eye(10)
+    np.testing.assert_allclose(la.cholesky(da.from_array(h, chunks=3), lower=True).compute(),
+                               np.linalg.cholesky(h), rtol=1e-10, atol=1e-12)
+    f = (np.real(h)).astype(np.float32)
+    got = la.cholesky(da.from_array(f, chunks=4), lower=True).compute()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.linalg.cholesky(f), rtol=1e-4, atol=1e-5)
 
 
 def test_triangular_and_general_solves():
