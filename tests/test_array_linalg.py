@@ -179,3 +179,30 @@ def test_linalg_stages_are_checked_against_the_memory_bound():
         la.cholesky(big).explain(max_task_memory=2 * 1024**3)
     with pytest.raises(ArrayError, match="tall-skinny"):
         la.qr(da.ones((3, 5)))
+
+
+@pytest.mark.parametrize("chunks", [(16, 6), (16, 2), (7, 4)])
+def test_gram_product_reads_each_block_of_x_once_and_matches_numpy(chunks):
+    x = np.random.default_rng(6).standard_normal((60, 6))
+    X = da.from_array(x, chunks=chunks)
+    gram, other = X.T @ X, X.T @ (X + 0)
+    got = _one_job(gram, other)
+    np.testing.assert_allclose(got[0], x.T @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], x.T @ x, rtol=1e-12, atol=1e-12)
+
+    def read_bytes(arr):
+        return sum(s.read_bytes for s in planner.plan(arr.expr, config.resolve()).plan.stages
+                   if "matmul" in (s.label or ""))
+    if X.numblocks[1] == 1:   # one output block, on the diagonal: X.T's reads are X's own
+        assert read_bytes(gram) * 2 == read_bytes(X.T @ da.from_array(x + 1, chunks=chunks))
+    assert "gram" in gram.explain() and "gram" not in other.explain()
+
+
+def test_qr_mode_r_plans_no_q():
+    x = np.random.default_rng(7).standard_normal((64, 5))
+    X = da.from_array(x, chunks=(16, 5))
+    r = la.qr(X, mode="r")
+    labels = [label for label, _ in _stages(r)]
+    assert any("tsqr: R of each of 4 row blocks" in lab for lab in labels)
+    assert not any("Q_i" in lab for lab in labels)
+    np.testing.assert_allclose(abs(r.compute()), abs(np.linalg.qr(x, mode="r")), rtol=1e-10, atol=1e-12)
