@@ -83,7 +83,7 @@ def test_svd_and_svd_compressed():
         np.linalg.svd(X)
 
 
-@pytest.mark.parametrize("n,chunks", [(11, 4), (9, -1), (12, 3)])
+@pytest.mark.parametrize("n,chunks", [(11, 4), (9, -1), (12, 3), (14, ((3, 5, 2, 4), (3, 5, 2, 4))), (7, 5)])
 def test_cholesky_matches_numpy(n, chunks):
     m = np.random.default_rng(n).standard_normal((n, n))
     spd = m @ m.T + n * np.eye(n)
@@ -100,12 +100,13 @@ def test_cholesky_stages_shrink_as_numpywren_describes():
               if "cholesky" in label]
     names = [what.rsplit(" ", 1)[0] if what.startswith("panel") else what for what, _ in stages]
     # one task factors block 0; after that every diagonal block is factored by the update stage before
-    # its panel (no one-task stage), and the last stage computes the last panel block and diagonal factor
-    # while copying the others: L is its output, not a stage of its own
+    # its panel (no one-task stage); updates have a task per lower block only (packed: no zero blocks);
+    # the last stage computes the last panel block and diagonal factor while copying the others: L is
+    # its output, not a stage of its own
     assert names == ["factor diagonal block 0", "panel", "trailing update 0 + factor diagonal block 1", "panel",
                      "trailing update 1 + factor diagonal block 2", "panel",
                      "trailing update 2 + factor diagonal block 3", "last panel and diagonal block 4, L assembled"]
-    assert [n for _, n in stages] == [1, 4, 16, 3, 9, 2, 4, 25]
+    assert [n for _, n in stages] == [1, 4, 10, 3, 6, 2, 3, 25]
 
 
 def test_cholesky_of_a_matrix_that_is_not_positive_definite_names_the_block():

@@ -265,23 +265,18 @@ def cholesky(a, lower=False):
         p = arg(pan)
         for r, i in enumerate(range(k + 1, nb)):
             done[i, k] = (p, (r, 0))
-        # trailing update k, whose first diagonal block's task also factors it (the next panel's L_kk)
-        sub = c[k + 1:]
-        table = []
-        for i in range(k + 1, nb):
-            for j in range(k + 1, nb):
-                if j > i:
-                    table.append(())
-                elif i == j:
-                    table.append((cur[i, j], done[i, k]))
-                else:
-                    table.append((cur[i, j], done[i, k], done[j, k]))
-        upd = _stage_of(lapack.CholUpdate(True, k + 1), args, table, (sum(sub), sum(sub)), (sub, sub), dtype, 3,
+        # trailing update k, packed (one task per lower block, none for the zeros above the diagonal);
+        # its first task's block is the next diagonal block, which it also factors (the next panel's L_kk)
+        pairs = [(k + 1, k + 1)] + [(i, j) for i in range(k + 1, nb) for j in range(k + 1, i + 1)
+                                    if (i, j) != (k + 1, k + 1)]
+        table = [(cur[i, j], done[i, k]) if i == j else (cur[i, j], done[i, k], done[j, k]) for i, j in pairs]
+        width = max(c[k + 1:])
+        upd = _stage_of(lapack.CholUpdate(pairs, c, width), args, table, (sum(c[i] for i, _ in pairs), width),
+                        (tuple(c[i] for i, _ in pairs), (width,)), dtype, 3,
                         f"cholesky: trailing update {k} + factor diagonal block {k + 1}")
         u = arg(upd)
-        for i in range(k + 1, nb):
-            for j in range(k + 1, i + 1):
-                cur[i, j] = (u, (i - k - 1, j - k - 1))
+        for t, (i, j) in enumerate(pairs):
+            cur[i, j] = (u, (t, 0))
         done[k + 1, k + 1] = (u, (0, 0))
     # the last stage is L itself: the last panel block and diagonal factor computed, the rest copied
     last = nb - 1
@@ -296,7 +291,7 @@ def cholesky(a, lower=False):
                 table.append((cur[i, j], cur[last, last - 1], done[last - 1, last - 1]))
             else:
                 table.append((done[i, j],))
-    low = _stage_of(lapack.CholLast(nb), args, table, a.shape, a.chunks, dtype, 3,
+    low = _stage_of(lapack.CholLast(c), args, table, a.shape, a.chunks, dtype, 3,
                     f"cholesky: last panel and diagonal block {last}, L assembled")
     return low if lower else low.T
 

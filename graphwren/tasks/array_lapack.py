@@ -78,39 +78,54 @@ def _gemm_update(t, pi, pj):
     return gemm(-1.0, pj.T, pi.T, beta=1.0, c=c, trans_a=2, overwrite_c=1).T
 
 
+def _trim(x, rows, cols):
+    """The true rows x cols of a block that a packed stage padded on the right (a view; no-op if unpadded)."""
+    return x if x.shape == (rows, cols) else x[:rows, :cols]
+
+
 def panel(idx, blocks):
-    """Block kernel: L_ik from A_ik and L_kk (read in that order)."""
+    """Block kernel: L_ik from A_ik and L_kk (read in that order; A_ik may be padded)."""
     t, lkk = blocks
-    return _trsm(lkk, t)
+    n = lkk.shape[0]
+    return _trsm(_trim(lkk, n, n), _trim(t, t.shape[0], n))
+
+
+def _pad(x, width):
+    if x.shape[1] == width:
+        return x
+    out = np.zeros((x.shape[0], width), dtype=x.dtype)
+    out[:, :x.shape[1]] = x
+    return out
 
 
 class CholUpdate:
-    """Block kernel of a trailing update A_ij - L_ik L_jk^H (syrk on the diagonal, gemm off it).
+    """Block kernel of trailing update k: A_ij - L_ik L_jk^H (syrk on the diagonal, gemm off it), lower blocks only.
 
-    ``factor_first``: the stage's block (0, 0) is the next diagonal block,
-    which the same task then factors (potrf), so the next panel reads L_kk
-    directly instead of waiting on a one-task stage. Upper blocks read
-    nothing and are zeros.
+    The stage is *packed*: its task t computes block ``pairs[t]`` = (i, j)
+    of the lower triangle, as a block ``width`` wide (zero-padded where
+    c[j] is narrower), so no task exists for a zero block above the
+    diagonal. Its first pair is the next diagonal block, which that task
+    also factors (potrf), so the next panel reads L_kk directly instead of
+    waiting on a one-task stage.
     """
 
     __qualname__ = "cholesky_update"
 
-    def __init__(self, factor_first: bool, offset: int = 0):
-        self.factor_first, self.offset = factor_first, offset
+    def __init__(self, pairs, sizes, width):
+        self.pairs, self.sizes, self.width = tuple(pairs), tuple(sizes), width
 
     def __call__(self, idx, blocks):
+        i, j = self.pairs[idx[0]]
+        ci, cj = self.sizes[i], self.sizes[j]
         got = list(blocks)
-        if not got:
-            return None
-        i, j = idx
         if i == j:
             t, p = got
-            c = _herk_update(t, p)
-            if self.factor_first and i == 0:
-                return _potrf_lower(c, f"diagonal block {(self.offset, self.offset)}", own=True)
-            return c
+            c = _herk_update(_trim(t, ci, cj), p)
+            if idx[0] == 0:
+                c = _potrf_lower(c, f"diagonal block {(i, i)}", own=True)
+            return _pad(c, self.width)
         t, pi, pj = got
-        return _gemm_update(t, pi, pj)
+        return _pad(_gemm_update(_trim(t, ci, cj), pi, pj), self.width)
 
 
 class CholLast:
@@ -126,23 +141,24 @@ class CholLast:
 
     __qualname__ = "cholesky_last"
 
-    def __init__(self, nb: int):
-        self.nb = nb
+    def __init__(self, sizes):
+        self.sizes = tuple(sizes)
 
     def __call__(self, idx, blocks):
         got = list(blocks)
         if not got:
             return None
         i, j = idx
-        last = self.nb - 1
+        c = self.sizes
+        last = len(c) - 1
         if len(got) == 1:
-            return got[0]
+            return _trim(got[0], c[i], c[j])
         if (i, j) == (last, last - 1):
             t, lkk = got
-            return _trsm(lkk, t)
+            return _trsm(_trim(lkk, c[j], c[j]), _trim(t, c[i], c[j]))
         t, a_ik, lkk = got
-        p = _trsm(lkk, a_ik)
-        return _potrf_lower(_herk_update(t, p), f"diagonal block {(last, last)}", own=True)
+        p = _trsm(_trim(lkk, c[last - 1], c[last - 1]), _trim(a_ik, c[last], c[last - 1]))
+        return _potrf_lower(_herk_update(_trim(t, c[i], c[i]), p), f"diagonal block {(last, last)}", own=True)
 
 
 # ----------------------------------------------------------------------------- TSQR
