@@ -4,15 +4,18 @@
   as tall as the array is wide): a stage of per-block QRs (one task per row
   block), a tree of stages that QR the stacked R factors (``split_every``
   per task, down to one task at the root), and a stage multiplying
-  each block's Q by its pieces of the tree's Qs. Much parallelism early,
-  few tasks late, as numpywren observed.
+  each block's Q by its pieces of the tree's Qs (``mode='r'``: R alone, no
+  Q stage). Much parallelism early, few tasks late, as numpywren observed.
 * ``svd`` is TSQR then the SVD of the small R (one task); ``svd_compressed``
   is the randomized range finder over TSQR.
-* ``cholesky`` is right-looking and blocked: for each block column k, one
-  task factors the diagonal block (and inverts it), a stage of n-k-1 tasks
-  computes the panel, and a stage updates the trailing lower triangle (one
-  task per block, ~(n-k)^2/2 of them): the task counts shrink stage by
-  stage, and ``explain()`` shows them.
+* ``cholesky`` is right-looking and blocked, its kernels LAPACK/BLAS
+  (``tasks/array_lapack.py``): one task factors diagonal block 0; then for
+  each block column k a panel stage (one trsm task per block below the
+  diagonal) and a trailing update stage with one task per lower block
+  (syrk on the diagonal, gemm off it), whose first task also factors the
+  next diagonal block; the last stage computes the last panel block and
+  diagonal factor and copies the other blocks: it is L. The task counts
+  shrink stage by stage, and ``explain()`` shows them.
 * ``solve_triangular`` is blocked substitution: one stage per block row,
   one task per block column of the right-hand side.
 * ``solve``/``inv`` use Cholesky for ``assume_a='pos'``; a general matrix is
