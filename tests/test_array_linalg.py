@@ -83,7 +83,7 @@ def test_svd_and_svd_compressed():
         np.linalg.svd(X)
 
 
-@pytest.mark.parametrize("n,chunks", [(11, 4), (9, -1), (12, 3)])
+@pytest.mark.parametrize("n,chunks", [(11, 4), (9, -1), (12, 3), (14, ((3, 5, 2, 4), (3, 5, 2, 4))), (7, 5)])
 def test_cholesky_matches_numpy(n, chunks):
     m = np.random.default_rng(n).standard_normal((n, n))
     spd = m @ m.T + n * np.eye(n)
@@ -96,12 +96,36 @@ def test_cholesky_matches_numpy(n, chunks):
 
 def test_cholesky_stages_shrink_as_numpywren_describes():
     S = da.eye(40, chunks=8) * 2.0                                       # 5 x 5 blocks
-    stages = [(label.split(": ", 1)[-1].rsplit(" ", 1)[0], n) for label, n in _stages(la.cholesky(S, lower=True))
+    stages = [(label.split("cholesky: ", 1)[-1], n) for label, n in _stages(la.cholesky(S, lower=True))
               if "cholesky" in label]
-    diag = [n for what, n in stages if what == "factor diagonal block"]
-    panel = [n for what, n in stages if what == "panel"]
-    update = [n for what, n in stages if what == "trailing update"]
-    assert diag == [1] * 5 and panel == [4, 3, 2, 1] and update == [16, 9, 4, 1]
+    names = [what.rsplit(" ", 1)[0] if what.startswith("panel") else what for what, _ in stages]
+    # one task factors block 0; after that every diagonal block is factored by the update stage before
+    # its panel (no one-task stage); updates have a task per lower block only (packed: no zero blocks);
+    # the last stage computes the last panel block and diagonal factor while copying the others: L is
+    # its output, not a stage of its own
+    assert names == ["factor diagonal block 0", "panel", "trailing update 0 + factor diagonal block 1", "panel",
+                     "trailing update 1 + factor diagonal block 2", "panel",
+                     "trailing update 2 + factor diagonal block 3", "last panel and diagonal block 4, L assembled"]
+    assert [n for _, n in stages] == [1, 4, 10, 3, 6, 2, 3, 25]
+
+
+def test_cholesky_of_a_matrix_that_is_not_positive_definite_names_the_block():
+    m = np.eye(12)
+    m[9, 9] = -1.0                                                     # block (2, 2) of 3 x 3 blocks
+    with pytest.raises(np.linalg.LinAlgError, match=r"not positive definite .*diagonal block \(2, 2\)"):
+        la.cholesky(da.from_array(m, chunks=4), lower=True).compute()
+
+
+def test_cholesky_of_complex_hermitian_and_float32_matches_numpy():
+    rng = np.random.default_rng(5)
+    m = rng.standard_normal((10, 10)) + 1j * rng.standard_normal((10, 10))
+    h = m @ m.conj().T + 10 * np.eye(10)
+    np.testing.assert_allclose(la.cholesky(da.from_array(h, chunks=3), lower=True).compute(),
+                               np.linalg.cholesky(h), rtol=1e-10, atol=1e-12)
+    f = (np.real(h)).astype(np.float32)
+    got = la.cholesky(da.from_array(f, chunks=4), lower=True).compute()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.linalg.cholesky(f), rtol=1e-4, atol=1e-5)
 
 
 def test_triangular_and_general_solves():
@@ -156,3 +180,30 @@ def test_linalg_stages_are_checked_against_the_memory_bound():
         la.cholesky(big).explain(max_task_memory=2 * 1024**3)
     with pytest.raises(ArrayError, match="tall-skinny"):
         la.qr(da.ones((3, 5)))
+
+
+@pytest.mark.parametrize("chunks", [(16, 6), (16, 2), (7, 4)])
+def test_gram_product_reads_each_block_of_x_once_and_matches_numpy(chunks):
+    x = np.random.default_rng(6).standard_normal((60, 6))
+    X = da.from_array(x, chunks=chunks)
+    gram, other = X.T @ X, X.T @ (X + 0)
+    got = _one_job(gram, other)
+    np.testing.assert_allclose(got[0], x.T @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], x.T @ x, rtol=1e-12, atol=1e-12)
+
+    def read_bytes(arr):
+        return sum(s.read_bytes for s in planner.plan(arr.expr, config.resolve()).plan.stages
+                   if "matmul" in (s.label or ""))
+    if X.numblocks[1] == 1:   # one output block, on the diagonal: X.T's reads are X's own
+        assert read_bytes(gram) * 2 == read_bytes(X.T @ da.from_array(x + 1, chunks=chunks))
+    assert "gram" in gram.explain() and "gram" not in other.explain()
+
+
+def test_qr_mode_r_plans_no_q():
+    x = np.random.default_rng(7).standard_normal((64, 5))
+    X = da.from_array(x, chunks=(16, 5))
+    r = la.qr(X, mode="r")
+    labels = [label for label, _ in _stages(r)]
+    assert any("tsqr: R of each of 4 row blocks" in lab for lab in labels)
+    assert not any("Q_i" in lab for lab in labels)
+    np.testing.assert_allclose(abs(r.compute()), abs(np.linalg.qr(x, mode="r")), rtol=1e-10, atol=1e-12)

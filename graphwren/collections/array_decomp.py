@@ -4,15 +4,18 @@
   as tall as the array is wide): a stage of per-block QRs (one task per row
   block), a tree of stages that QR the stacked R factors (``split_every``
   per task, down to one task at the root), and a stage multiplying
-  each block's Q by its pieces of the tree's Qs. Much parallelism early,
-  few tasks late, as numpywren observed.
+  each block's Q by its pieces of the tree's Qs (``mode='r'``: R alone, no
+  Q stage). Much parallelism early, few tasks late, as numpywren observed.
 * ``svd`` is TSQR then the SVD of the small R (one task); ``svd_compressed``
   is the randomized range finder over TSQR.
-* ``cholesky`` is right-looking and blocked: for each block column k, one
-  task factors the diagonal block (and inverts it), a stage of n-k-1 tasks
-  computes the panel, and a stage updates the trailing lower triangle (one
-  task per block, ~(n-k)^2/2 of them): the task counts shrink stage by
-  stage, and ``explain()`` shows them.
+* ``cholesky`` is right-looking and blocked, its kernels LAPACK/BLAS
+  (``tasks/array_lapack.py``): one task factors diagonal block 0; then for
+  each block column k a panel stage (one trsm task per block below the
+  diagonal) and a trailing update stage with one task per lower block
+  (syrk on the diagonal, gemm off it), whose first task also factors the
+  next diagonal block; the last stage computes the last panel block and
+  diagonal factor and copies the other blocks: it is L. The task counts
+  shrink stage by stage, and ``explain()`` shows them.
 * ``solve_triangular`` is blocked substitution: one stage per block row,
   one task per block column of the right-hand side.
 * ``solve``/``inv`` use Cholesky for ``assume_a='pos'``; a general matrix is
@@ -30,6 +33,7 @@ import numbers
 import numpy as np
 
 from ..logical.array_blockgraph import BlockGraph
+from ..tasks import array_lapack as lapack
 from .array_base import Array, ArrayError, from_numpy
 from .array_blockwise import blockwise, map_blocks
 from .array_linalg import matmul
@@ -56,14 +60,12 @@ def _graph(func, args, table, shape, chunks, dtype, held=2, label=""):
 
 
 def _qr_stack(b):
-    q, r = np.linalg.qr(b)
-    return np.concatenate([q, r])
+    return lapack.qr_stack(b)
 
 
 def _stack_r(n, idx, blocks):
     rs = [np.array(b[-n:], copy=True) for b in blocks]   # keep only each block's R: the Q part is dropped
-    q, r = np.linalg.qr(np.concatenate(rs))
-    return np.concatenate([q, r])
+    return lapack.qr_stack(np.concatenate(rs))
 
 
 def _q_times(n, rows, split, idx, blocks):
@@ -79,9 +81,10 @@ def _q_times(n, rows, split, idx, blocks):
     return q @ piece
 
 
-def tsqr(a, compute_svd=False, split_every=16):
+def tsqr(a, compute_svd=False, split_every=16, _want_q=True):
     """Q, R of a tall-skinny array (dask's tsqr): per-block QRs, a tree of stacked-R QRs (``split_every``
-    factors per task, one task at the root), then each block's Q."""
+    factors per task, one task at the root), then each block's Q. ``_want_q=False``: (None, R), the
+    per-block QRs computing R alone."""
     a = _as2d(a, "qr")
     m, n = a.shape
     if m < n or m == 0 or n == 0:
@@ -101,12 +104,14 @@ def tsqr(a, compute_svd=False, split_every=16):
     rows = a.chunks[0]
     nb = len(rows)
     if nb == 1:
+        if not _want_q:
+            return None, map_blocks(_r_only, a.astype(dtype), chunks=((n,), (n,)), dtype=dtype)
         s = map_blocks(_qr_stack, a.astype(dtype), chunks=((m + n,), (n,)), dtype=dtype)
         q, r = s[:m], s[m:]
     else:
         if not isinstance(split_every, numbers.Integral) or split_every < 2:
             raise ArrayError(f"qr: split_every must be an int >= 2, got {split_every!r}")
-        q, r = _tsqr_stages(a, dtype, rows, n, m, nb, int(split_every))
+        q, r = _tsqr_stages(a, dtype, rows, n, m, nb, int(split_every), _want_q)
     if compute_svd:
         u, s, vt = _small_svd(r)
         return matmul(q, u), s, vt
@@ -117,10 +122,22 @@ def _qr_block(idx, blocks):
     return _qr_stack(next(iter(blocks)))
 
 
-def _tsqr_stages(a, dtype, rows, n, m, nb, split):
+def _r_only(b):
+    return lapack.qr_block(b, want_q=False)[1]
+
+
+def _r_block(idx, blocks):
+    return _r_only(next(iter(blocks)))
+
+
+def _tsqr_stages(a, dtype, rows, n, m, nb, split, want_q=True):
     # block graphs, not blockwise ops: a stage's readers share its QRs instead of each redoing them
-    s1 = _graph(_qr_block, [a.astype(dtype)], [((0, (i, 0)),) for i in range(nb)], (sum(rows) + nb * n, n),
-                (tuple(r + n for r in rows), (n,)), dtype, held=1, label=f"tsqr: QR of each of {nb} row blocks")
+    if want_q:
+        s1 = _graph(_qr_block, [a.astype(dtype)], [((0, (i, 0)),) for i in range(nb)], (sum(rows) + nb * n, n),
+                    (tuple(r + n for r in rows), (n,)), dtype, held=1, label=f"tsqr: QR of each of {nb} row blocks")
+    else:   # mode='r': each task keeps only its block's R (n x n), and the Q stage is never planned
+        s1 = _graph(_r_block, [a.astype(dtype)], [((0, (i, 0)),) for i in range(nb)], (nb * n, n),
+                    ((n,) * nb, (n,)), dtype, held=1, label=f"tsqr: R of each of {nb} row blocks")
     levels, cur, count = [], s1, nb
     while count > 1:   # a tree: each task QRs the stacked R factors of up to ``split`` blocks below it
         groups = [range(g * split, min(count, (g + 1) * split)) for g in range(-(-count // split))]
@@ -130,6 +147,9 @@ def _tsqr_stages(a, dtype, rows, n, m, nb, split):
                      label=f"tsqr: QR of {count} stacked R factors in {len(groups)} tasks")
         levels.append(cur)
         count = len(groups)
+    top = levels[-1]
+    if not want_q:
+        return None, top[top.shape[0] - n:]
     table = []
     for i in range(nb):
         reads, pos = [(0, (i, 0))], i
@@ -139,7 +159,6 @@ def _tsqr_stages(a, dtype, rows, n, m, nb, split):
         table.append(tuple(reads))
     q = _graph(_Partial(_q_times, n, rows, split), [s1, *levels], table, (m, n), (rows, (n,)), dtype,
                held=len(levels) + 1, label=f"tsqr: Q_i times its pieces of {len(levels)} levels")
-    top = levels[-1]
     return q, top[top.shape[0] - n:]
 
 
@@ -161,7 +180,7 @@ def qr(a, mode="reduced", split_every=16):
     """numpy.linalg.qr (mode='reduced') through TSQR."""
     if mode not in ("reduced", "r"):
         raise NotImplementedError(f"qr: mode={mode!r} is not supported (use 'reduced' or 'r')")
-    q, r = tsqr(a, split_every=split_every)
+    q, r = tsqr(a, split_every=split_every, _want_q=mode != "r")
     return r if mode == "r" else (q, r)
 
 
@@ -212,18 +231,6 @@ def svd_compressed(a, k, iterator="power", n_power_iter=0, n_oversamples=10, see
 # ----------------------------------------------------------------------------- Cholesky
 
 
-def _chol_diag(idx, blocks):
-    (d,) = blocks
-    lk = np.linalg.cholesky(d)
-    return np.concatenate([lk, np.linalg.inv(lk)])
-
-
-def _chol_panel(idx, blocks):
-    t, lkk = blocks
-    b = lkk.shape[1]
-    return t @ lkk[b:].T                  # A_ik L_kk^-T
-
-
 def _square(a, what):
     a = _as2d(a, what)
     if a.shape[0] != a.shape[1]:
@@ -239,70 +246,66 @@ def cholesky(a, lower=False):
     dtype = _float_dtype(a.dtype)
     c = a.chunks[0]
     nb = len(c)
-    trail = a.astype(dtype)                 # the trailing matrix: block (r, s) is block (k + r, k + s) of A^(k)
-    panels = []
-    for k in range(nb):
-        rest = c[k:]
-        diag = _graph(_chol_diag, [trail], [((0, (0, 0)),)], (2 * c[k], c[k]), ((2 * c[k],), (c[k],)), dtype,
-                      held=1, label=f"cholesky: factor diagonal block {k}")
-        panel = _graph(_chol_panel, [trail, diag], [((0, (r, 0)), (1, (0, 0))) for r in range(1, len(rest))],
-                       (sum(rest[1:]), c[k]), (rest[1:], (c[k],)), dtype, held=2,
-                       label=f"cholesky: panel {k}") if len(rest) > 1 else None
-        panels.append((diag, panel))
-        if len(rest) == 1:
-            break
-        table = []
-        sub = rest[1:]
-        for r in range(len(sub)):
-            for s in range(len(sub)):
-                table.append(((0, (r + 1, s + 1)), (1, (r, 0)), (1, (s, 0))) if s <= r else ())
-        trail = _graph(_Upd(), [trail, panel], table, (sum(sub), sum(sub)), (sub, sub), dtype, held=3,
-                       label=f"cholesky: trailing update {k}")
-    # L block (i, j) = diagonal factor j (i == j), panel j's block i-j-1 (i > j), zeros above
-    args, where = [], {}
-    for k, (diag, panel) in enumerate(panels):
-        where[("d", k)] = len(args)
-        args.append(diag)
-        if panel is not None:
-            where[("p", k)] = len(args)
-            args.append(panel)
+    trail = a.astype(dtype)
+    diag = _graph(lapack.potrf, [trail], [((0, (0, 0)),)], (c[0], c[0]), ((c[0],), (c[0],)), dtype, held=1,
+                  label="cholesky: factor diagonal block 0")
+    if nb == 1:
+        return diag if lower else diag.T
+    # Where each block lives: ``cur[i, j]`` is block (i, j) of the trailing matrix A^(k) and ``done[i, j]``
+    # a finished block of L, each as (array, its block index).
+    args: list = [trail, diag]
+    cur = {(i, j): (0, (i, j)) for i in range(nb) for j in range(i + 1)}
+    done = {(0, 0): (1, (0, 0))}
+
+    def arg(x):
+        args.append(x)
+        return len(args) - 1
+
+    for k in range(nb - 2):
+        # panel k: L_ik = A_ik L_kk^-H, one task per block below the diagonal
+        pan = _stage_of(lapack.panel, args, [(cur[i, k], done[k, k]) for i in range(k + 1, nb)],
+                        (sum(c[k + 1:]), c[k]), (c[k + 1:], (c[k],)), dtype, 2, f"cholesky: panel {k}")
+        p = arg(pan)
+        for r, i in enumerate(range(k + 1, nb)):
+            done[i, k] = (p, (r, 0))
+        # trailing update k, packed (one task per lower block, none for the zeros above the diagonal);
+        # its first task's block is the next diagonal block, which it also factors (the next panel's L_kk)
+        pairs = [(k + 1, k + 1)] + [(i, j) for i in range(k + 1, nb) for j in range(k + 1, i + 1)
+                                    if (i, j) != (k + 1, k + 1)]
+        table = [(cur[i, j], done[i, k]) if i == j else (cur[i, j], done[i, k], done[j, k]) for i, j in pairs]
+        width = max(c[k + 1:])
+        upd = _stage_of(lapack.CholUpdate(pairs, c, width), args, table, (sum(c[i] for i, _ in pairs), width),
+                        (tuple(c[i] for i, _ in pairs), (width,)), dtype, 3,
+                        f"cholesky: trailing update {k} + factor diagonal block {k + 1}")
+        u = arg(upd)
+        for t, (i, j) in enumerate(pairs):
+            cur[i, j] = (u, (t, 0))
+        done[k + 1, k + 1] = (u, (0, 0))
+    # the last stage is L itself: the last panel block and diagonal factor computed, the rest copied
+    last = nb - 1
     table = []
     for i in range(nb):
         for j in range(nb):
-            if i == j:
-                table.append(((where[("d", j)], (0, 0)),))
-            elif i > j:
-                table.append(((where[("p", j)], (i - j - 1, 0)),))
-            else:
+            if j > i:
                 table.append(())
-    low = _graph(_Assemble(), args, table, a.shape, a.chunks, dtype, held=1, label="cholesky: assemble L")
+            elif (i, j) == (last, last - 1):
+                table.append((cur[i, j], done[last - 1, last - 1]))
+            elif (i, j) == (last, last):
+                table.append((cur[i, j], cur[last, last - 1], done[last - 1, last - 1]))
+            else:
+                table.append((done[i, j],))
+    low = _stage_of(lapack.CholLast(c), args, table, a.shape, a.chunks, dtype, 3,
+                    f"cholesky: last panel and diagonal block {last}, L assembled")
     return low if lower else low.T
 
 
-class _Upd:
-    """Trailing update of one lower block (zeros above the diagonal: no reads)."""
-
-    __qualname__ = "cholesky_update"
-
-    def __call__(self, idx, blocks):
-        got = list(blocks)
-        if not got:
-            return None
-        t, pi, pj = got
-        return t - pi @ pj.T
-
-
-class _Assemble:
-    """Block (i, j) of L from the diagonal factors and panels (zeros above the diagonal)."""
-
-    __qualname__ = "cholesky_assemble"
-
-    def __call__(self, idx, blocks):
-        got = list(blocks)
-        if not got:
-            return None
-        b = got[0]
-        return np.tril(b[:b.shape[1]]) if idx[0] == idx[1] else b
+def _stage_of(func, args, table, shape, chunks, dtype, held, label):
+    """A block graph over only the arrays ``table`` reads (its entries renumbered), so no stage waits on
+    an input it does not read."""
+    used = sorted({a for row in table for a, _ in row})
+    renum = {a: n for n, a in enumerate(used)}
+    table = [tuple((renum[a], j) for a, j in row) for row in table]
+    return _graph(func, [args[a] for a in used], table, shape, chunks, dtype, held=held, label=label)
 
 
 # ----------------------------------------------------------------------------- triangular and general solves

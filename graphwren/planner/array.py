@@ -179,11 +179,11 @@ class ArrayLowering(PlanBuilder):
             labels.append("rechunk")
             return KRechunk(sub(e.x), _rechunk_tables(e.x.chunks, e.chunks), e.dtype)
         if isinstance(e, MatMul):
-            labels.append(f"matmul[stream over {e.a.numblocks[1]} k-blocks]")
-            return KMatMul(sub(e.a), sub(e.b), e.a.numblocks[1])
+            labels.append(f"matmul[stream over {e.a.numblocks[1]} k-blocks{', gram' if _gram(e) else ''}]")
+            return KMatMul(sub(e.a), sub(e.b), e.a.numblocks[1], gram=_gram(e))
         if isinstance(e, MatMulSplit):
-            labels.append(f"matmul partials[{len(e.ranges)} k-splits]")
-            return KMatMul(sub(e.a), sub(e.b), e.a.numblocks[1], e.ranges)
+            labels.append(f"matmul partials[{len(e.ranges)} k-splits{', gram' if _gram(e) else ''}]")
+            return KMatMul(sub(e.a), sub(e.b), e.a.numblocks[1], e.ranges, gram=_gram(e))
         if isinstance(e, ReduceLevel):
             labels.append(f"{e.how}[{'+'.join(filter(None, ['chunk' if e.first else '', 'combine', 'final' if e.last else '']))}]")
             arg = e.how in ("argmin", "argmax")
@@ -277,6 +277,14 @@ class ArrayLowering(PlanBuilder):
                 temps = 2 * e.x.block_nbytes() // max(1, e.x.dtype.itemsize) * 8
             return max(out + 2 * self._peak(e.x, False) + temps, 3 * out)
         return 2 * out
+
+
+def _gram(e) -> bool:
+    """True for X.T @ X (the same real X on both sides): its diagonal blocks read X's block once and multiply
+    it by its own transpose, which numpy runs as a syrk (half a gemm's flops)."""
+    a = e.a
+    return (isinstance(a, Transpose) and a.axes == (1, 0) and a.x.name == e.b.name
+            and e.b.dtype.kind == "f")
 
 
 def _rechunk_tables(old, new):

@@ -285,10 +285,15 @@ class KRechunk(Kernel):
 
 
 class KMatMul(Kernel):
-    """Streaming block product over a k range, accumulating in place."""
+    """Streaming block product over a k range, accumulating in place.
 
-    def __init__(self, ka, kb, nk, ranges=None):
-        self.ka, self.kb, self.nk, self.ranges = ka, kb, nk, ranges
+    ``gram``: the product is X.T @ X (``ka`` transposes what ``kb`` reads), so
+    a diagonal block reads each block of X once and multiplies its transpose
+    by it: numpy sees one buffer on both sides and calls syrk, not gemm.
+    """
+
+    def __init__(self, ka, kb, nk, ranges=None, gram=False):
+        self.ka, self.kb, self.nk, self.ranges, self.gram = ka, kb, nk, ranges, gram
 
     def _ks(self, idx):
         if self.ranges is None:
@@ -298,7 +303,10 @@ class KMatMul(Kernel):
 
     def compute(self, env, idx):
         (i, j), ks = self._ks(idx)
-        thunks = [(lambda k=k: (self.ka.compute(env, (i, k)), self.kb.compute(env, (k, j)))) for k in ks]
+        if self.gram and i == j:
+            thunks = [(lambda k=k: self._self_pair(env, k, j)) for k in ks]
+        else:
+            thunks = [(lambda k=k: (self.ka.compute(env, (i, k)), self.kb.compute(env, (k, j)))) for k in ks]
         acc = tmp = None
         for a, b in prefetched(thunks):
             if acc is None:
@@ -314,14 +322,21 @@ class KMatMul(Kernel):
         del tmp
         return acc[None] if self.ranges is not None else acc
 
+    def _self_pair(self, env, k, j):
+        b = self.kb.compute(env, (k, j))
+        return b.T, b
+
     def reads(self, idx, out):
         (i, j), ks = self._ks(idx)
         for k in ks:
-            self.ka.reads((i, k), out)
+            if not (self.gram and i == j):
+                self.ka.reads((i, k), out)
             self.kb.reads((k, j), out)
 
     def source_bytes(self, idx):
         (i, j), ks = self._ks(idx)
+        if self.gram and i == j:
+            return sum(self.kb.source_bytes((k, j)) for k in ks)
         return sum(self.ka.source_bytes((i, k)) + self.kb.source_bytes((k, j)) for k in ks)
 
 
