@@ -57,7 +57,18 @@ def test_no_split_is_over_the_target_unless_it_is_one_whole_file(sizes, workers)
     target = inputs.split_target(sum(sizes), len(sizes), s)
     for split in inputs.text_splits(files, None, None, s):
         size = sum(p[3] - p[2] for p in split) + inputs.OPEN_COST * len(split)
-        assert size <= target + inputs.OPEN_COST or len(split) == 1
+        # evened out: within one file of the mean share, which is at most the target
+        biggest = max(p[3] - p[2] for p in split) + inputs.OPEN_COST
+        assert size <= target + biggest or len(split) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 200 * MiB), min_size=1, max_size=60), workers=st.integers(1, 64),
+       memory=st.sampled_from([400 * MiB, 2 * 1024**3]))
+def test_no_split_holds_more_bytes_than_a_task_may_read(sizes, workers, memory):
+    s = settings_for(workers, max_task_memory=memory)
+    for split in inputs.text_splits(files_of(sizes), None, None, s):
+        assert sum(p[3] - p[2] for p in split) <= inputs.split_cap(s) or len(split) == 1
 
 
 def test_the_shapes_users_have():
@@ -70,14 +81,19 @@ def test_the_shapes_users_have():
     assert 4 <= len(equal) <= 16
     tiny = inputs.text_splits(files_of([100, 200, 300]), None, None, s)
     assert len(tiny) == 3                       # the open cost keeps tiny inputs one split per file
+    # Even splits, one round of work per split for each worker's share: no lone half-size split
+    assert [len(split) for split in equal] == [2] * 8
+    tiny_files = inputs.text_splits(files_of([1_500] * 20_000), None, None, s)
+    assert [len(split) for split in tiny_files] == [2_500] * 8   # open costs are requests, not memory: uncapped
 
 
 def test_the_target_follows_the_backend_and_the_memory_bound():
     total, n = 10 * 1024**3, 10
     local = inputs.split_target(total, n, settings_for(workers=2))
-    assert local == inputs.MAX_SPLIT
+    assert local == inputs.MAX_SPLIT * (total + n * inputs.OPEN_COST) // total   # the cap, and the open costs
     small_memory = inputs.split_target(total, n, settings_for(workers=2, max_task_memory=400 * MiB))
-    assert small_memory <= (400 * MiB - 160 * MiB) // 4
+    assert inputs.split_cap(settings_for(workers=2, max_task_memory=400 * MiB)) <= (400 * MiB - 160 * MiB) // 4
+    assert small_memory < local
     lam = inputs.split_target(100 * MiB, 1, settings_for(backend="lambda"))
     assert lam == inputs.LAMBDA_MIN_SPLIT       # 1000 Lambdas do not each read 100 KiB
 
