@@ -222,3 +222,40 @@ def test_from_sequence_is_sized_by_the_planner_and_dask_choices_still_win(tmp_pa
     assert db.from_sequence(range(10), npartitions=4).map_partitions(lambda p: [len(list(p))]).compute(**run) \
         == [3, 3, 3, 1]
     assert db.from_sequence(range(10), partition_size=4).npartitions == 3
+
+
+def test_a_glob_of_100000_files_plans_from_one_listing_in_file_order(tmp_path):
+    import os
+    from graphwren.runtime import stats
+    d = tmp_path / "logs"
+    d.mkdir()
+    for i in range(100_000):   # empty files, and one line in every 1,000th: cheap to make, all to be listed
+        fd = os.open(d / f"f{i:06d}.log", os.O_WRONLY | os.O_CREAT, 0o644)
+        if i % 1000 == 0:
+            os.write(fd, f"w{i % 7} x\n".encode())
+        os.close(fd)
+    with stats.TaskMeter() as meter:   # counts every store request made on this thread
+        b = db.read_text(str(d / "*.log"))
+        text = b.count().explain(storage=f"file://{tmp_path}/store")
+    assert meter.requests == {}   # the glob's one listing gave the sizes: no request per file
+    assert "read_text(100,000 files" in text and "source reads: ~100,000 GETs of file:///" in text
+    workers = config.resolve()["workers"]
+    splits = inputs.text_splits(b.expr.files, None, None, config.resolve())
+    assert len(splits) <= 2 * inputs.SPLITS_PER_WORKER * max(workers, 1)   # packed, not 100,000 tasks
+    assert [p[1].rsplit("/", 1)[1] for split in splits for p in split] == [f"f{i:06d}.log" for i in range(100_000)]
+
+
+def test_an_s3_object_gone_between_planning_and_reading_is_named(tmp_path, s3_endpoint, s3_url):
+    from graphwren import planner
+    from graphwren.planner.outputs import Partitions
+    from graphwren.runtime.storage import open_store
+    src = open_store(f"{s3_url}/src?endpoint={s3_endpoint}")
+    for i in range(5):
+        src.put(f"part-{i}.txt", f"a b {i}\n".encode())
+    run = config.resolve({"storage": f"file://{tmp_path}/store", "progress": False, "task_retries": 0})
+    bag = db.read_text(f"{s3_url}/src/part-*.txt", storage_options={"endpoint_url": s3_endpoint}, files_per_partition=5)
+    planned = planner.plan(bag.count().expr, run)
+    assert planned.plan.stages[0].ntasks == 1   # one split: the vanished object is read ahead with the others
+    src.delete("part-3.txt")
+    with pytest.raises(Exception, match=r"s3://gw-test/t/src/part-3\.txt"):
+        planner.execute(planned, run, Partitions())
