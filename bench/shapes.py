@@ -23,6 +23,13 @@ to dask.bag and each shape's per-byte slowdown against the 16-file shape
 are printed as a markdown table.
 
     python bench/shapes.py [--scale 1.0] [--shapes all|16x5MB,...] [--engines all|graphwren,redis,s3,dask] [--repeats 3]
+                           [--dask-repeats 1] [--dask-workloads frequencies,...] [--json results.json]
+    python bench/shapes.py --report results.json   # the table of every run appended there
+
+``--dask-repeats`` and ``--dask-workloads`` keep dask.bag's slow cells (a
+groupby of 2,000 partitions takes minutes) to what the time allows;
+``--json`` appends each measurement (with the load average) to a file, so
+several invocations in one session make one table (``--report``).
 
 ``--scale 0.01`` shrinks every shape (file counts of the many-file shapes,
 file sizes of the others) for a smoke run.
@@ -255,7 +262,16 @@ def main(argv=None):
     ap.add_argument("--engines", default="all", help="comma-separated, of graphwren,redis,s3,dask")
     ap.add_argument("--workloads", default="all", help=f"comma-separated, of {list(WORKLOADS)}")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dask-repeats", type=int, default=None, help="dask.bag's repeats (default: --repeats; "
+                    "1 runs it once without a warm-up)")
+    ap.add_argument("--dask-workloads", default=None, help="the workloads dask.bag runs (default: --workloads)")
+    ap.add_argument("--json", default=None, help="append every measurement to this file (JSON lines)")
+    ap.add_argument("--report", default=None, help="print the table of the measurements in this file and exit")
     args = ap.parse_args(argv)
+    if args.report:
+        with open(args.report) as f:
+            print(report([json.loads(line) for line in f if line.strip()]))
+        return
     if not args.scale > 0:
         raise SystemExit(f"--scale must be positive, got {args.scale}")
     known = {s.name: s for s in SHAPES}
@@ -265,8 +281,9 @@ def main(argv=None):
         raise SystemExit(f"unknown shapes {unknown}; known: {list(known)}")
     engines = {"graphwren", "redis", "s3", "dask"} if args.engines == "all" else set(args.engines.split(","))
     workloads = WORKLOADS if args.workloads == "all" else tuple(args.workloads.split(","))
-    if set(workloads) - set(WORKLOADS):
-        raise SystemExit(f"unknown workloads {sorted(set(workloads) - set(WORKLOADS))}; known: {list(WORKLOADS)}")
+    dask_workloads = workloads if args.dask_workloads is None else tuple(args.dask_workloads.split(","))
+    if set(workloads + dask_workloads) - set(WORKLOADS):
+        raise SystemExit(f"unknown workloads {sorted(set(workloads + dask_workloads) - set(WORKLOADS))}; known: {list(WORKLOADS)}")
     if "dask" in engines:
         try:
             import dask.bag  # noqa: F401
@@ -308,18 +325,29 @@ def main(argv=None):
                                      lambda w, url=stores[store]: graphwren_job(w, path, url)))
             if "dask" in engines and not shape.parquet:   # dask.bag has no read_parquet
                 runs.append(("dask.bag processes", lambda w: dask_job(w, path)))
-            for workload in workloads:
+            for workload in sorted(set(workloads + dask_workloads), key=WORKLOADS.index):
                 expected = ref["firsts"] if workload == "groupby" else ref["words"]
                 for engine, fn in runs:
+                    dask = engine.startswith("dask")
+                    if workload not in (dask_workloads if dask else workloads):
+                        continue
+                    repeats = args.dask_repeats if dask and args.dask_repeats else args.repeats
+                    load = os.getloadavg()
                     before = cpu_ticks()
-                    seconds, answer = median_time(lambda: fn(workload), repeats=args.repeats)
+                    seconds, answer = median_time(lambda: fn(workload), repeats=repeats,
+                                                  warmup=0 if repeats == 1 else 1)
                     cores = cores_busy(before, cpu_ticks())
                     if dict(answer) != expected:
                         raise SystemExit(f"{engine} {workload} on {shape.name} differs from collections.Counter")
                     results.append({"shape": shape.name, "MB": mb, "workload": workload, "engine": engine,
-                                    "seconds": seconds, "cores": cores})
+                                    "seconds": seconds, "cores": cores, "repeats": repeats,
+                                    "load": [round(x, 1) for x in load]})
+                    if args.json:
+                        with open(args.json, "a") as f:
+                            f.write(json.dumps(results[-1]) + "\n")
                     print(f"  {workload:12s} {engine:20s} {seconds:8.2f} s  {mb / seconds:7.1f} MB/s"
-                          + (f"  cores busy {cores:.1f}" if cores is not None else ""), flush=True)
+                          + (f"  cores busy {cores:.1f}" if cores is not None else "")
+                          + f"  load {' '.join(map(str, results[-1]['load']))}", flush=True)
     finally:
         for cm in reversed(stack):
             cm.__exit__(None, None, None)
@@ -344,9 +372,11 @@ def report(results: list[dict]) -> str:
             "per byte vs 16x5MB": f"{per_byte:.2f}" if per_byte is not None else "",
             # the whole machine over the timed block (warm-up and repeats): meaningful on a quiet machine
             "cores busy": f"{r['cores']:.1f} of {os.cpu_count()}" if r["cores"] is not None else "",
+            "runs": str(r.get("repeats", "")),
+            "load avg at start": " ".join(map(str, r.get("load", ()))),
         })
     columns = ["shape", "MB", "workload", "engine", "median s", "MB/s", "x faster than dask",
-               "per byte vs 16x5MB", "cores busy"]
+               "per byte vs 16x5MB", "cores busy", "runs", "load avg at start"]
     return table(rows, columns)
 
 

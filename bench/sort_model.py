@@ -17,10 +17,13 @@ Every phase of a task runs its steps one after another (read, compute,
 write), all tasks of a phase at once; a phase takes as long as its task, and
 its "binding" resource is the largest term. Printed: a per-phase breakdown,
 the total and its ratio to 3.4 minutes, for Redis as the shuffle medium and
-for S3 (with the request counts that make a direct S3 shuffle slow, and the two-level exchange the
-planner picks there instead). The request counts
+for S3 (with the request counts that would make a direct S3 shuffle on one prefix slow, the
+prefixes the planner spreads it over instead, and the two-level exchange). The request counts
 are the planner's own (``planner/requests.py`` over the plan graphwren makes for the sort), the
-numbers explain() prints for the job, so the model and explain() cannot disagree.
+numbers explain() prints for the job, so the model and explain() cannot disagree: the shuffle's
+PUTs and GETs, the prefixes the planner spreads its outputs over (``Stage.prefixes``), and the
+source reads (``planner/sizing.source_gets``: one GET per input file or block, made by the sample
+and again by the map stage).
 
     python bench/sort_model.py [--sample-records 1e6] [--set s3_mb_s=30 --set redis_shards=20]
 """
@@ -56,7 +59,8 @@ class Assumptions:
     s3_streams: int = 8             # S3 requests a function keeps in flight (assumed)
     s3_put_per_s: float = 3500.0    # S3 request limit per prefix per second (AWS docs: 3,500 PUT ...
     s3_get_per_s: float = 5500.0    # ... and 5,500 GET per second per prefix)
-    s3_prefixes: int = 1            # prefixes the shuffle keys spread over (1: one job directory)
+    s3_prefixes: int = 0            # prefixes the shuffle keys spread over (0: as the planner spreads them)
+    source_prefixes: int = 1        # prefixes the 1,000 input objects lie under (assumed: one directory)
     invoke_per_s: float = 500.0     # invocations the driver starts per second (assumed; "hundreds per second")
     invoke_start_s: float = 1.0     # from invocation to the task running, warm containers (assumed)
     redis_shards: int = 30          # Redis cluster shards (the paper used an ElastiCache cluster; count assumed)
@@ -143,7 +147,8 @@ def shuffle_requests(workers: int, storage: str = "s3://model/sort", levels: str
     count of the exchange depends on the task counts alone), and
     ``planner/requests.py`` counts the map stage's outputs: M PUTs and M
     commit records, M x R ranged GETs and one manifest GET per reducer.
-    With ``levels="2"`` (what the planner picks on S3 for this size) the
+    The planner spreads the map outputs over prefixes (``Requests.prefixes``),
+    which is what it picks on S3 at this size. With ``levels="2"`` the
     list has a second entry, the merge stage of the two-level exchange
     (``planner/exchange.py``): the map side's GETs fall to M x H, the
     merges' to R x G.
@@ -158,6 +163,15 @@ def shuffle_requests(workers: int, storage: str = "s3://model/sort", levels: str
         plan = planner.plan(job.expr, settings, explaining=True).plan
     counted = requests.count(plan, settings["storage"])
     return [counted[s.name] for s in plan.stages if s.nbuckets is not None]
+
+
+def source_gets(a: Assumptions) -> int:
+    """GETs one pass over the input makes, as the planner counts them: ``a.workers`` objects of
+    ``data_mb / workers`` each, one split per object (the model's one map task per function)."""
+    from graphwren.planner import sizing
+    size = int(a.data_mb / a.workers * 1e6)
+    files = [("s3://input", f"part-{i:04d}", size, None) for i in range(a.workers)]
+    return sum(sizing.source_gets(files, sizing.text_splits(files, size, None, {})).values())
 
 
 def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str,
@@ -182,17 +196,23 @@ def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str,
     cpu = {p: cpu_seconds(timings, p, task_mb, sample_mb, a.cpu_scale) for p in ("sample", "map", "reduce")}
     row("invocations, 4 stages", {"3 x ramp": 3 * ramp, "boundaries start": a.invoke_start_s},
         f"sample, map, reduce: {a.workers} functions at {a.invoke_per_s:.0f}/s + {a.invoke_start_s:.1f} s start")
-    row("sample + boundaries", {"S3 read key column": s3_transfer(task_mb * 0.1, 1),
+    src = source_gets(a)
+    src_rate = a.s3_get_per_s * a.source_prefixes
+    read_key = s3_transfer(task_mb * 0.1, 1)
+    row("sample + boundaries", {"S3 read key column": read_key,
+                                "source GET rate limit": max(0.0, src / src_rate - read_key),
                                 "CPU": cpu["sample"], "1-task boundaries": 0.5},
-        "reads the 10% key column; boundaries task assumed 0.5 s")
+        f"reads the 10% key column ({src:,} source GETs at {src_rate:,.0f}/s); boundaries task assumed 0.5 s")
+    read_input = s3_transfer(task_mb, 1)
+    source_limit = max(0.0, src / src_rate - read_input)   # the map stage reads the input again
     if medium == "redis":
         cluster = a.redis_shards * a.redis_shard_mb_s
         per_fn = min(a.fn_net_mb_s, cluster / a.workers)
         ops_rate = a.redis_shards * a.redis_ops_per_s   # one value per map task, ranged reads of it
         write_ops, ops = shuffle.all_puts / ops_rate, shuffle.all_gets / ops_rate
-        row("map", {"S3 read": s3_transfer(task_mb, 1), "CPU": cpu["map"],
+        row("map", {"S3 read": read_input, "source GET rate limit": source_limit, "CPU": cpu["map"],
                     "Redis write": task_mb / per_fn + write_ops},
-            f"Redis per function {per_fn:.0f} MB/s = min(function {a.fn_net_mb_s:.0f}, "
+            f"{src:,} source GETs; Redis per function {per_fn:.0f} MB/s = min(function {a.fn_net_mb_s:.0f}, "
             f"{a.redis_shards} shards x {a.redis_shard_mb_s:.0f} / {a.workers})")
         row("reduce", {"Redis read": task_mb / per_fn + ops, "CPU": cpu["reduce"],
                        "S3 write": s3_transfer(task_mb, 1)},
@@ -202,25 +222,31 @@ def predict(a: Assumptions, timings: dict, sample_mb: float, medium: str,
         # one object per (map, reduce) pair would PUT every piece instead
         puts = shuffle.gets + shuffle.commits if medium == "s3-pieces" else shuffle.all_puts
         gets = shuffle.all_gets
-        put_rate, get_rate = a.s3_put_per_s * a.s3_prefixes, a.s3_get_per_s * a.s3_prefixes
+        # PUTs go to map outputs (spread) and commit records (one prefix): the busier is the outputs' share
+        prefixes = a.s3_prefixes or shuffle.prefixes
+        put_rate, get_rate = a.s3_put_per_s * prefixes, a.s3_get_per_s * prefixes
         write = s3_transfer(task_mb, puts / m)
         if medium == "s3-two-level":   # the map side's pieces are read by the merges, the merges' by reducers
             first, merged = shuffle_requests(a.workers, levels="2")
             puts, gets = first.all_puts, first.all_gets
+            prefixes = a.s3_prefixes or first.prefixes
+            put_rate, get_rate = a.s3_put_per_s * prefixes, a.s3_get_per_s * prefixes
             write = s3_transfer(task_mb, puts / m)
-        row("map", {"S3 read": s3_transfer(task_mb, 1), "CPU": cpu["map"],
+        row("map", {"S3 read": read_input, "source GET rate limit": source_limit, "CPU": cpu["map"],
                     "S3 shuffle write": write, "PUT rate limit": max(0.0, puts / put_rate - write)},
-            f"{puts:,} PUTs at {put_rate:,.0f}/s over {a.s3_prefixes} prefix(es)")
+            f"{src:,} source GETs; {puts:,} PUTs at {put_rate:,.0f}/s over {prefixes} prefix(es)")
         if medium == "s3-two-level":
             k = merged.puts   # merge tasks; each reads and writes about a map task's share
             mb = a.data_mb / k
             read = s3_transfer(mb, gets / k)
-            put_s = merged.all_puts / put_rate
+            merged_prefixes = a.s3_prefixes or merged.prefixes
+            put_s = merged.all_puts / (a.s3_put_per_s * merged_prefixes)
             row("merge (2nd level)", {"ramp": a.workers / a.invoke_per_s, "S3 shuffle read": read,
                                       "GET rate limit": max(0.0, gets / get_rate - read),
                                       "S3 write": s3_transfer(mb, 1) + max(0.0, put_s - s3_transfer(mb, 1))},
                 f"{k:,} merges read {gets:,} runs (one ranged GET each) at {get_rate:,.0f}/s")
             gets = merged.all_gets
+            get_rate = a.s3_get_per_s * merged_prefixes
             piece_mb = task_mb / max(1, merged.gets // r)   # a reducer reads G pieces, not M
         read = s3_transfer(task_mb, gets / r)
         row("reduce", {"S3 shuffle read": read, "GET rate limit": max(0.0, gets / get_rate - read),
@@ -253,12 +279,13 @@ def main(argv=None):
     media = ["redis", "s3-pieces", "s3-ranged", "s3-two-level"] if args.medium == "all" else [args.medium]
     titles = {"redis": "Redis shuffle (the paper's setup)",
               "s3-pieces": "S3 shuffle, one object per (map, reduce) pair: M x R PUTs and GETs",
-              "s3-ranged": "S3 shuffle, one object per map task (graphwren's layout): M PUTs, M x R ranged GETs",
-              "s3-two-level": "S3 shuffle, two-level exchange (what graphwren plans on S3 at this size): "
-                              "M x H + R x G ranged GETs"}
+              "s3-ranged": "S3 shuffle, one object per map task spread over prefixes (graphwren's layout, what "
+                           "it plans on S3 at this size): M PUTs, M x R ranged GETs",
+              "s3-two-level": "S3 shuffle, two-level exchange (exchange_levels=\"2\"): M x H + R x G ranged GETs"}
     shuffle = shuffle_requests(a.workers)[0]
     print(f"\nthe sort's shuffle as graphwren plans it ({a.workers} map tasks x {a.workers} reducers), "
-          f"counted by planner/requests.py as explain() prints it:\n  requests: {shuffle.describe()}")
+          f"counted by planner/requests.py as explain() prints it:\n  requests: {shuffle.describe()}"
+          f"\n  source reads: {source_gets(a):,} GETs of the input per pass (sample, then map)")
     for medium in media:
         rows = predict(a, timings, sample_mb, medium, shuffle)
         total = sum(r["seconds"] for r in rows)

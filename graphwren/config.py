@@ -68,6 +68,7 @@ DEFAULTS = {
     "shuffle_redis_limit": 4 * 1024**3,  # projected bytes above which a shuffle stays in storage
     "columnar": True,         # run traced user functions as Arrow kernels where exactly equivalent
     "exchange_levels": "auto",  # "auto": a two-level exchange where S3 requests would dominate; "1"/"2": always
+    "key_prefixes": 0,        # prefixes an exchange's outputs spread over; 0: as S3's per-prefix GET rate needs
     "lambda_function": None,  # name of the deployed function (lambda backend)
     "lambda_max_workers": 1000,  # invocations in flight (lambda backend)
     "lambda_memory": 2048,    # MB; picks the default function graphwren-<version>-<memory>mb
@@ -82,12 +83,13 @@ _TYPES = {
     "task_timeout": float, "speculation": bool, "progress": bool, "progress_delay": float,
     "keep": bool, "inline_limit": int, "task_log_limit": int, "poll_interval": float, "max_task_memory": int,
     "shuffle_storage": str, "shuffle_redis": str, "shuffle_redis_limit": int,
-    "columnar": bool, "exchange_levels": str, "lambda_function": str, "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
+    "columnar": bool, "exchange_levels": str, "key_prefixes": int, "lambda_function": str,
+    "lambda_max_workers": int, "lambda_memory": int, "lambda_endpoint": str,
     "lambda_architecture": str, "prices": dict, "report": str,
 }
 _POSITIVE = {"workers", "task_timeout", "poll_interval", "lambda_max_workers", "lambda_memory"}
 _NON_NEGATIVE = {"retries", "task_retries", "progress_delay", "inline_limit", "task_log_limit", "max_task_memory",
-                 "shuffle_redis_limit"}
+                 "shuffle_redis_limit", "key_prefixes"}
 _CHOICES = {"backend": ("local", "lambda"), "exchange_levels": ("auto", "1", "2"),
             "lambda_architecture": ("x86_64", "arm64")}
 _URL_PREFIXES = {"shuffle_redis": ("redis://", "rediss://"), "lambda_endpoint": ("http://", "https://")}

@@ -45,22 +45,27 @@ def test_every_piece_reaches_its_reducer_exactly_once_in_map_order(maps, reducer
         sum(len(row) for row in edge.table)
 
 
-def test_auto_goes_two_level_only_where_s3_requests_would_dominate():
-    assert exchange.choose(300, 300, "s3://b/j") is not None          # 90,000 GETs: 16 s at 5,500/s
-    assert exchange.choose(300, 300, "file:///tmp/x") is None          # a local disk has no request rate
-    assert exchange.choose(100, 60, "s3://b/j") is None                # 6,000 GETs: about a second
-    assert exchange.choose(300, 300, "s3://b/j", "1") is None
-    layout = exchange.choose(1000, 1000, "s3://b/j")
-    assert layout.direct_gets == 1_000_000 and layout.gets <= 64_000
+def test_auto_goes_two_level_only_where_s3_requests_would_dominate_even_spread():
+    # spread over one prefix per map output (256 at most), a direct exchange takes its GETs in parallel
+    assert exchange.choose(300, 300, "s3://b/j") is None               # 90,000 GETs over 256 prefixes: 0.06 s
+    assert exchange.choose(1000, 1000, "s3://b/j") is None             # 1M GETs over 256 prefixes: 0.7 s
+    assert exchange.choose(50, 200_000, "s3://b/j") is not None        # 10M GETs over only 50 prefixes: 36 s
+    assert exchange.choose(50, 200_000, "file:///tmp/x") is None       # a local disk has no request rate
+    assert exchange.choose(50, 200_000, "s3://b/j", "1") is None
+    layout = exchange.choose(5000, 5000, "s3://b/j")                   # 25M GETs over 256 prefixes: 18 s
+    assert layout.direct_gets == 25_000_000 and layout.gets <= 800_000
 
 
 def test_explain_shows_the_merge_stage_and_its_requests(tmp_path):
     bag = gw.bag.from_sequence(range(30_000), npartitions=300).groupby(lambda x: x % 1000, npartitions=300)
-    text = bag.explain(storage="s3://bkt/jobs")
+    text = bag.explain(storage="s3://bkt/jobs", exchange_levels="2")
     assert "two-level exchange: 18 groups of map tasks x 18 runs of buckets (90,000 direct GETs -> 10,800)" in text
-    direct = bag.explain(storage="s3://bkt/jobs", exchange_levels="1")
+    direct = bag.explain(storage="s3://bkt/jobs")   # auto: spread, the direct exchange is within budget
     assert "two-level exchange:" not in direct and "90,000 ranged GETs" in direct
-    assert "exchange_levels=\"2\"" in direct   # the over-budget note names the remedy
+    assert "outputs spread over 18 key prefixes" in direct and "note:" not in direct
+    # on one prefix it would not be: the over-budget note names the remedies, the two levels among them
+    one = bag.explain(storage="s3://bkt/jobs", key_prefixes=1)
+    assert "spread over" not in one and "exchange_levels=\"2\"" in one
 
 
 def words(n=40_000, seed=11):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import pathlib
 import re
 import sys
@@ -97,19 +98,88 @@ def test_explain_of_a_word_count_over_small_files_says_what_a_user_looks_for(tmp
     assert "note:" not in text   # a small local job has nothing to warn about
 
 
-def test_s3_shuffle_over_the_budget_gets_a_note_with_its_time_and_the_remedies(tmp_path):
+def test_an_s3_shuffle_over_one_prefix_budget_is_spread_over_prefixes(tmp_path):
     _write_corpus(tmp_path / "src", 100)
     bag = gw.bag.read_text(str(tmp_path / "src" / "*.txt"), files_per_partition=1).flat_map(str.split)
-    # 100 map tasks x 60 reducers = 6,000 ranged GETs + 60 manifests: 1.1 s at 5,500 GET/s
+    # 100 map tasks x 60 reducers = 6,000 ranged GETs + 60 manifests: 1.1 s at 5,500 GET/s on one prefix;
+    # over two prefixes, 3,000 + 60 on the busier: within the budget, so no note
     text = bag.groupby(len, npartitions=60).explain(storage="s3://bkt/jobs")
-    assert "requests: 100 PUTs (+100 commit records), 6,000 ranged GETs (+60 manifest GETs)" in text
+    assert ("requests: 100 PUTs (+100 commit records), 6,000 ranged GETs (+60 manifest GETs); "
+            "outputs spread over 2 key prefixes (~0.6 s of GETs at S3's per-prefix rate)") in text, text
+    assert "note:" not in text
+    # on local files, or a smaller S3 shuffle, nothing is spread
+    for quiet in (bag.groupby(len, npartitions=60).explain(storage=f"file://{tmp_path}/store"),
+                  bag.groupby(len, npartitions=50).explain(storage="s3://bkt/jobs")):
+        assert "spread over" not in quiet and "note:" not in quiet
+
+
+def test_s3_shuffle_still_over_the_budget_gets_a_note_with_its_time_and_the_remedies(tmp_path):
+    _write_corpus(tmp_path / "src", 3)
+    bag = gw.bag.read_text(str(tmp_path / "src" / "*.txt"), files_per_partition=1).flat_map(str.split)
+    # 3 map tasks x 3,000 reducers: 9,000 GETs need 4 prefixes beside the 3,000 manifest GETs, but 3 objects
+    # spread over 3 at most: 3,000 + 3,000 GETs on the busiest, 1.1 s
+    text = bag.groupby(len, npartitions=3000).explain(storage="s3://bkt/jobs", exchange_levels="1")
+    assert "outputs spread over 3 key prefixes" in text
     notes = [line for line in text.splitlines() if line.startswith("note:")]
     assert len(notes) == 1, text
-    assert "stage 0 (100 tasks read by 60) exchanges through s3://bkt/jobs: 6,060 GETs, ~1 s" in notes[0]
+    assert ("stage 0 (3 tasks read by 3,000) exchanges through s3://bkt/jobs: 12,000 GETs over 3 prefixes, "
+            "~1 s at S3's") in notes[0]
     assert "npartitions=" in notes[0] and "blocksize=" in notes[0] and "shuffle_redis=" in notes[0]
-    # the same plan on local files, or a smaller S3 shuffle, stays quiet
-    assert "note:" not in bag.groupby(len, npartitions=60).explain(storage=f"file://{tmp_path}/store")
-    assert "note:" not in bag.groupby(len, npartitions=50).explain(storage="s3://bkt/jobs")
+
+
+def test_source_reads_are_counted_one_get_per_file_or_block(tmp_path):
+    _write_corpus(tmp_path / "src", 40)
+    small = gw.bag.read_text(str(tmp_path / "src" / "*.txt")).flat_map(str.split).frequencies().explain()
+    assert "source reads: ~40 GETs of file:///" in small   # packed into a few splits, still a GET per file
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"line {i}\n" for i in range(30_000)))
+    # 4 blocks: a GET each, and one more for each of the 3 that end inside the file (the rest of a line)
+    text = gw.bag.read_text(str(big), blocksize=big.stat().st_size // 4 + 1).count().explain()
+    assert "source reads: ~7 GETs of file:///" in text
+
+
+def test_many_s3_source_objects_get_a_note_about_their_prefix():
+    r = requests.Requests("s", "file:///x", 1, 1, 0, False, 0, source_gets={"s3://logs": 20_000, "file:///": 9})
+    assert requests.sources_over_budget(r, "stage 0") == (
+        "stage 0 reads its sources with ~20,000 GETs of s3://logs: ~4 s if they share one prefix (S3 serves "
+        "~5,500 GET/s per prefix); fewer, larger files, or files under several prefixes, read faster")
+    assert requests.sources_over_budget(
+        requests.Requests("s", "file:///x", 1, 1, 0, False, 0, source_gets={"s3://logs": 5_000}), "stage 0") is None
+
+
+@given(gets=st.integers(0, 10**8), manifests=st.integers(0, 10**4), ntasks=st.integers(1, 10**4))
+@hsettings(max_examples=100, deadline=None)
+def test_prefixes_bring_the_busiest_prefix_within_budget_where_the_objects_allow(gets, manifests, ntasks):
+    r = requests.Requests("s", "s3://b/p", ntasks, ntasks, gets, True, manifests)
+    p = requests.prefixes_for(r, ntasks)
+    assert 1 <= p <= min(ntasks, requests.MAX_PREFIXES)
+    spread = dataclasses.replace(r, prefixes=p)
+    if p < min(ntasks, requests.MAX_PREFIXES) and manifests < requests.S3_GET_PER_S:
+        assert spread.busiest_prefix_gets <= requests.S3_GET_PER_S * requests.BUDGET_SECONDS
+    if p > 1:   # never more prefixes than it takes
+        fewer = dataclasses.replace(r, prefixes=p - 1)
+        assert fewer.busiest_prefix_gets > requests.S3_GET_PER_S * requests.BUDGET_SECONDS
+    assert requests.prefixes_for(dataclasses.replace(r, store="redis://127.0.0.1:1/0"), ntasks) == 1
+
+
+def test_spread_outputs_lie_under_their_prefixes_and_read_back_on_s3(tmp_path, s3_endpoint, s3_url):
+    import boto3
+    ref = _write_corpus(tmp_path / "src", 6, seed=5)
+    storage = f"{s3_url}?endpoint={s3_endpoint}"
+    opts = dict(storage=storage, inline_limit=0, progress=False, key_prefixes=4)
+    bag = gw.bag.read_text(str(tmp_path / "src" / "*.txt"), files_per_partition=1).flat_map(str.split)
+    job = bag.map(lambda w: (w, 1)).reduceby(lambda kv: kv[0], lambda a, b: (a[0], a[1] + b[1]), npartitions=3)
+    assert "outputs spread over 4 key prefixes" in job.explain(**opts)
+    assert {k: v[1] for k, v in job.compute(keep=True, **opts)} == dict(ref)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="gw-test", Prefix="t/")
+            for o in page.get("Contents", ())]
+    outs = [k for k in keys if re.search(r"/\d+-shuffle\w*/out/", k)]
+    assert len(outs) == 6, keys   # one object per map task ...
+    prefixes = {re.search(r"/out/([0-9a-f]{2})/(\d+)\.", k).groups() for k in outs}
+    # ... map task j under prefix j mod 4
+    assert {(f"{int(task) % 4:02x}", task) for _, task in prefixes} == prefixes
+    assert len({p for p, _ in prefixes}) == 4
 
 
 class CountingProxy(FaultProxy):

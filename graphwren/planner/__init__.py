@@ -17,7 +17,7 @@ from ..logical.bag import BagExpr
 from ..logical.delayed import Roots, is_delayed_plan
 from ..logical.expr import Expr
 from ..runtime.plan import Plan
-from . import memory
+from . import memory, requests
 
 
 @dataclasses.dataclass
@@ -63,6 +63,7 @@ def plan(expr: Expr, settings: dict, *, sink=None, ntasks: int | None = None, ta
         raise TypeError(f"graphwren cannot plan a {type(expr).__name__}")
     built = lowering.plan([lowering.output])
     memory.check(built, memory.bound(settings), lowering.advice)
+    requests.spread(built, settings["storage"], settings.get("key_prefixes") or 0)
     return Planned(built, optimized, lowering.output, lowering.notes)
 
 
@@ -79,6 +80,7 @@ def plan_many(exprs: list[Expr], settings: dict, *, explaining: bool = False, su
     lowering = lower_many(optimized, settings, explaining, suffix, sink, ntasks)
     built = lowering.plan(lowering.outputs)
     memory.check(built, memory.bound(settings), lowering.advice)
+    requests.spread(built, settings["storage"], settings.get("key_prefixes") or 0)
     return Planned(built, optimized[0] if len(optimized) == 1 else Roots(tuple(optimized)), lowering.output,
                    lowering.notes, roots=lowering.roots)
 

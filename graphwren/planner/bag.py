@@ -46,6 +46,7 @@ class Pending:
     schema: Callable | None = None  # () -> that table's schema, read only if asked
     task_bytes: int | None = None   # the most bytes one task reads, where known (for the memory model)
     source_bytes: int | None = None  # bytes all tasks read from sources (files, shipped data)
+    source_gets: dict | None = None  # {store: GETs} its tasks make reading source files, where known
     adaptive: bool = False          # reads hash shuffles whose bucket count the planner chose (not the user)
     split_inputs: tuple = ()        # of those, the inputs a skewed bucket may be split over (a join's sides)
 
@@ -121,9 +122,11 @@ class BagLowering(PlanBuilder):
                                                 expr.include_path), n, label, None, None)
             splits = sizing.text_splits(expr.files, expr.blocksize, expr.files_per_partition, self.settings)
             sizes = [sum(p[3] - p[2] for p in split) for split in splits]
-            return self._source(text_reader(splits, expr.encoding, expr.errors, expr.linedelimiter,
-                                            expr.include_path), len(splits),
-                                sizing.describe(expr.files, splits), max(sizes, default=0), sum(sizes))
+            return dataclasses.replace(
+                self._source(text_reader(splits, expr.encoding, expr.errors, expr.linedelimiter,
+                                         expr.include_path), len(splits),
+                             sizing.describe(expr.files, splits), max(sizes, default=0), sum(sizes)),
+                source_gets=sizing.source_gets(expr.files, splits))
         if isinstance(expr, ReadParquet):
             return self._read_parquet(expr)
         if isinstance(expr, Persisted):
@@ -166,8 +169,10 @@ class BagLowering(PlanBuilder):
             n, label = parquet_splits.unlisted(expr)
             out = self._source(tb.ReadParquetSplit([], expr.columns), n, label, None, None)
         else:
-            out = self._source(tb.ReadParquetSplit(planned.splits, expr.columns), len(planned.splits),
-                               planned.label, planned.task_bytes, planned.total_bytes)
+            out = dataclasses.replace(
+                self._source(tb.ReadParquetSplit(planned.splits, expr.columns), len(planned.splits),
+                             planned.label, planned.task_bytes, planned.total_bytes),
+                source_gets=planned.source_gets(whole_file=expr.columns is None))
         return dataclasses.replace(out, table="tuple" if expr.as_tuples else "dict", schema=lambda: expr.schema)
 
     @staticmethod
@@ -346,7 +351,7 @@ class BagLowering(PlanBuilder):
         ntasks = ntasks or p.npartitions
         stage = Stage(self.name("shuffle" if nbuckets else "stage"), ntasks, t.BagTask(read, ops, sink),
                       list(p.inputs), nbuckets=nbuckets, label=label, peak_memory=memory.bag_task(p.task_bytes),
-                      read_bytes=p.source_bytes)
+                      read_bytes=p.source_bytes, source_gets=p.source_gets)
         if p.adaptive and resizable and ntasks == p.npartitions and not offline.is_unknown(ntasks):
             stage.adaptive = Adaptive(adaptive.reducer_target(self.settings), split_inputs=p.split_inputs)
         if shuffled is not None:

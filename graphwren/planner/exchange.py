@@ -11,7 +11,11 @@ bucket from the G merges of its run. The GETs fall from M x R to
 M x H + R x G (about 2 M sqrt(M) for M = R) for one more pass over the
 bytes, so it is chosen only where requests, not bytes, are the bottleneck:
 an S3 exchange whose direct GETs would take over ``TWO_LEVEL_SECONDS`` at
-S3's rate and that the second level cuts at least ``MIN_SAVING`` times.
+S3's rate even spread over as many prefixes as there are map outputs (up to
+256, ``requests.spread``), and that the second level cuts at least
+``MIN_SAVING`` times. Spread, a direct 1,000 x 1,000 shuffle's million GETs
+take under a second of S3's rate: ``bench/sort_model.py`` predicts it 54 s
+faster than the two levels' extra pass over a terabyte.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from ..logical import offline
 from ..runtime.plan import CUSTOM, Edge, Stage
 from ..tasks.exchange import MergeRuns
 from . import memory
+from ..runtime.records import MAX_PREFIXES
 from .requests import S3_GET_PER_S
 
 #: Seconds of direct GETs at S3's per-prefix rate over which a shuffle on S3 goes two-level.
@@ -69,7 +74,8 @@ def choose(maps, reducers, store_url: str, levels: str = "auto") -> Layout | Non
     layout = Layout(maps, reducers, math.isqrt(maps - 1) + 1, math.isqrt(reducers - 1) + 1)
     if levels == "2":
         return layout
-    if not store_url.startswith("s3://") or maps * reducers / S3_GET_PER_S <= TWO_LEVEL_SECONDS:
+    spread = min(maps, MAX_PREFIXES)   # the prefixes the direct exchange's outputs may spread over
+    if not store_url.startswith("s3://") or maps * reducers / (S3_GET_PER_S * spread) <= TWO_LEVEL_SECONDS:
         return None
     return layout if layout.gets * MIN_SAVING <= layout.direct_gets else None
 

@@ -50,6 +50,8 @@ def stage_table(plan: Plan, default_storage: str) -> str:
             facts.append(f"peak memory/task ~{human_bytes(s.peak_memory)}")
         if facts:
             lines.append("    " + ", ".join(facts))
+        if counted[name].source_gets:
+            lines.append(f"    {counted[name].describe_sources()}")
         if requests.is_exchange(plan, s):  # outputs read many-to-many: requests grow as M x R
             lines.append(f"    requests: {counted[name].describe()}")
         if name in plan.outputs:

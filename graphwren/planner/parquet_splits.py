@@ -38,6 +38,20 @@ class ParquetSplits:
     task_bytes: int             # decoded bytes of the largest split
     total_bytes: int            # decoded bytes of all splits
 
+    def source_gets(self, whole_file: bool) -> dict[str, int]:
+        """{store: GETs} the tasks make (``tasks.tables.ReadParquetSplit``): one for a whole file read with
+        every column (``whole_file``), else about three a piece: the footer, and pyarrow's coalesced
+        ranged reads of the column chunks (one or more)."""
+        gets: dict[str, int] = {}
+        for split in self.splits:
+            for store_url, _key, size, kind, lo, hi in split:
+                if size == 0:
+                    continue
+                where = store_url.split("?", 1)[0]
+                whole = whole_file and kind == ROWS and lo == 0 and hi is None
+                gets[where] = gets.get(where, 0) + (1 if whole else 3)
+        return gets
+
 
 # -- packing: pure functions over weights, so the property tests can drive them --------------------
 def pack(weights: list[list[int]], target: int, schemas: list | None = None) -> list[list[tuple[int, int, int]]]:

@@ -260,7 +260,8 @@ class Driver:
         spec = StageSpec(name=stage.name, label=stage.label or stage.name, fn=stage.fn,
                          ntasks=stage.ntasks, nbuckets=stage.nbuckets, inputs=inputs, job=job,
                          data_store=self.store.url, inline_limit=self.settings["inline_limit"],
-                         log_limit=self.settings.get("task_log_limit", logs.DEFAULT_LIMIT))
+                         log_limit=self.settings.get("task_log_limit", logs.DEFAULT_LIMIT),
+                         prefixes=stage.prefixes)
         blob, fn_hash = spec.dumps()
         available = getattr(self.backend, "available_modules", None)
         image = available() if available is not None else None
@@ -463,7 +464,7 @@ def fetch_output(store, job: str, stage: str, task: int, header: dict, payload, 
     """The partition the commit record names: its inline bytes (checked with the record), or its exact output object."""
     if header.get("inline"):
         return codec.decode(payload)
-    name = records.out_key(job, stage, task, header["a"], header["x"])
+    name = records.out_key(job, stage, task, header["a"], header["x"], header.get("p"))
     return codec.decode(integrity.open_segment(key, name, None, store.get(name), store.url))
 
 
@@ -473,6 +474,8 @@ def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]
     total_inline = sum(len(p) for _, p in tasks if p is not None)
     for done, payload in tasks:
         entry = {"a": done["a"], "x": done["x"], "o": done["o"], "inline": bool(done.get("inline"))}
+        if done.get("p"):   # the output lies under one of its stage's spread prefixes
+            entry["p"] = done["p"]
         if payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
             entry["i"] = [size, size + len(payload)]
             blobs.append(payload)

@@ -86,6 +86,8 @@ class Stage:
     peak_memory: int | None = None       # projected per-task peak, where known
     external: dict | None = None         # {"store", "job"}: outputs already committed there
     adaptive: Adaptive | None = None     # the driver may coalesce its buckets before it starts
+    prefixes: int = 1                    # key prefixes its outputs spread over (S3's request rate is per prefix)
+    source_gets: dict | None = None      # {store: GETs} its tasks make reading source files, where known
 
     def __post_init__(self):
         if self.ntasks < 1:

@@ -65,6 +65,7 @@ class StageSpec:
     data_store: str     # where {job}/data/* lives
     inline_limit: int
     log_limit: int = logs.DEFAULT_LIMIT   # characters of what a task prints that its record keeps
+    prefixes: int = 1   # key prefixes the outputs spread over (records.out_key): S3's rate is per prefix
 
     def dumps(self) -> tuple[bytes, str]:
         blob = cloudpickle.dumps(self)
@@ -234,12 +235,15 @@ def _write_output(store, spec: StageSpec, task: int, attempt: int, out, key: byt
             header["s"] = about.header(out, offsets is not None, store.url, len(blob))
             about.log(header)
         return _Written(integrity.seal(key, done, records.pack(header, blob)), None)
-    name = records.out_key(spec.job, spec.name, task, attempt, nonce)
+    prefixes = getattr(spec, "prefixes", 1)   # a spec pickled before the field existed has none
+    name = records.out_key(spec.job, spec.name, task, attempt, nonce, prefixes)
     # one tag per bucket, bound to the output's own name: ranged reads check their bucket alone,
     # and the bytes of one execution never pass for another's
     blob, offsets = integrity.seal_output(key, name, blob, offsets)
     store.put(name, blob)
     header = {"a": attempt, "x": nonce, "o": offsets, "n": len(blob)}
+    if prefixes > 1:   # readers name the object from the record: they need not know the stage's spread
+        header["p"] = prefixes
     if about is not None:
         header["s"] = about.header(out, offsets is not None, store.url)
         about.log(header)
@@ -345,7 +349,7 @@ def read_piece(spec: InputSpec, piece: tuple, key: bytes):
                 raise IntegrityError(f"commit record {done!r} in {store.url} names execution {header.get('x')}, "
                                      f"but the stage's manifest names {rec['x']}")
         return codec.decode(blob[lo:hi] if bucket is not None else blob)
-    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
+    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"], rec.get("p"))
     blob = store.get(name, lo, hi)
     return codec.decode(integrity.open_segment(key, name, bucket, blob, store.url))
 
@@ -362,7 +366,7 @@ def _read_run(spec: InputSpec, up_task: int, lo: int, hi: int, key: bytes) -> li
     if rec.get("inline") or hi - lo <= 1:   # nothing to save: read them one by one
         return [read_piece(spec, (up_task, b), key) for b in range(lo, hi)]
     store = open_store(spec.store)
-    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"])
+    name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"], rec.get("p"))
     blob = memoryview(store.get(name, offsets[lo], offsets[hi]))
     base = offsets[lo]
     return [codec.decode(integrity.open_segment(key, name, b, blob[offsets[b] - base:offsets[b + 1] - base],

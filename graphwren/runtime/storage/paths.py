@@ -9,6 +9,7 @@ import fnmatch
 import glob as globmod
 import os
 import re
+import stat
 from urllib.parse import urlsplit
 
 from ...errors import MissingKey
@@ -94,12 +95,26 @@ def _expand(urlpath, what: str, sized: bool, store_query: str = "",
                        if fnmatch.fnmatchcase(k, pattern)]
         else:
             local = path[len("file://"):] if path.startswith("file://") else path
-            matches = [(*split_url(p), None) for p in sorted(globmod.glob(os.path.expanduser(local)), key=sort_key)
-                       if os.path.isfile(p)]
+            matches = _local_matches(local, sort_key, sized)
         if not matches:
             raise FileNotFoundError(f"{what}: the pattern {path!r} matches no file")
         out.extend(matches)
     return out
+
+
+def _local_matches(pattern: str, sort_key, sized: bool) -> list[tuple[str, str, int | None]]:
+    """The regular files a local glob matches, sorted, each with its size from the one stat that
+    tells it is a file (a glob of 100,000 files costs 100,000 stats, not twice that)."""
+    # abspath first: glob then yields absolute, normalised paths, which are the keys as they are
+    matches = []
+    for p in sorted(globmod.glob(os.path.abspath(os.path.expanduser(pattern))), key=sort_key):
+        try:
+            st = os.stat(p)
+        except OSError:   # gone since the glob saw it (or a dangling link): not a file to read
+            continue
+        if stat.S_ISREG(st.st_mode):
+            matches.append(("file:///", p.lstrip("/"), st.st_size if sized else None))
+    return matches
 
 
 def _with_query(store_key: tuple[str, str], store_query: str) -> tuple[str, str]:
