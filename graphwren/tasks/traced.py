@@ -338,7 +338,6 @@ _ARITH = {"+": "add", "-": "subtract", "*": "multiply"}
 
 
 def _binop(op: str, a, b):
-    import pyarrow as pa
     import pyarrow.compute as pc
     if not is_array(a) and not is_array(b) and not isinstance(a, (tuple, dict)) and not isinstance(b, (tuple, dict)):
         return _python_binop(op, a, b)

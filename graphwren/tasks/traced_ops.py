@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 
 from . import bag_ops as t
 from . import pair_tables as pt
@@ -257,25 +258,26 @@ class TracedBlock:
         # own kernels), but for \r: a line end in Python's universal newlines.
         if self.text.reader.encoding.lower() not in ("utf-8", "utf8") or any(b"\r" in data for data in pieces):
             raise tr.Unsupported("text that is not UTF-8 without \\r")
-        arr = self.text.lines(pieces)
-        return json_rows(arr, self.json_fields) if self.source == "json" else arr
+        if self.source == "json":
+            return json_rows(b"\n".join(p for p in pieces if p), self.json_fields)
+        return self.text.lines(pieces)
 
 
-def json_rows(lines, fields: tuple | None = None) -> tr.JsonRows:
-    """Lines parsed as json.loads would, by Arrow's reader: one object per line, or Unsupported.
+def json_rows(data: bytes, fields: tuple | None = None) -> tr.JsonRows:
+    """The lines of ``data`` parsed as json.loads would, by Arrow's reader: one object per line,
+    or Unsupported.
 
     ``fields``: the only fields the traced ops read (None: any). Arrow then builds
     just those columns, typed as a sample of the first lines shows them; a row
     that disagrees with the sample's types makes it parse again, inferring all.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
-    if not len(lines):
+    body = data[:-1] if data.endswith(b"\n") else data     # no record after a final newline
+    if not body:
         return tr.JsonRows(pa.table({}), b"")
     # json.loads("") and json.loads("  ") raise; Arrow's reader skips blank lines.
-    if pc.min(pc.utf8_length(pc.utf8_trim(lines, characters=" \t\n\r"))).as_py() == 0:
+    if _BLANK_LINE.search(body):
         raise tr.Unsupported("a blank line")
-    data = _buffer(lines)
     table = None
     schema = _sampled_schema(data, fields) if fields else None
     if schema is not None:
@@ -288,11 +290,12 @@ def json_rows(lines, fields: tuple | None = None) -> tr.JsonRows:
         dated = [f.name for f in table.schema if _dated(f.type)]
         if dated:    # Arrow reads ISO dates as timestamps; json.loads keeps them as text
             table = _read_json(data, pa.schema([(name, pa.string()) for name in dated]))
-    if table.num_rows != len(lines):
+    if table.num_rows != body.count(b"\n") + 1:
         raise tr.Unsupported("lines that are not one JSON object each")
     return tr.JsonRows(table, data)
 
 
+_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t]*(?:\n|$)")
 _SAMPLE_BYTES = 64 * 1024
 
 
@@ -317,13 +320,3 @@ def _read_json(data: bytes, schema=None, ignore_others: bool = False):
     # One thread: a worker runs beside as many workers as there are cores.
     parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if ignore_others else "infer")
     return pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(use_threads=False), parse_options=parse)
-
-
-def _buffer(lines) -> bytes:
-    """The lines' bytes, end to end (they keep their newlines)."""
-    import pyarrow as pa
-    import numpy as np
-    lines = lines.cast(pa.large_string())
-    _, offsets, values = lines.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-    return values.to_pybytes()[bounds[0]:bounds[-1]]
