@@ -277,13 +277,4 @@ def _rebind(node):
     """The term with the record, argument 1 of the binop, as argument 0."""
     if isinstance(node, tr.Arg):
         return tr.Arg(0)
-    if not dataclasses.is_dataclass(node):
-        return node
-    changes = {}
-    for f in dataclasses.fields(node):
-        v = getattr(node, f.name)
-        if isinstance(v, tr.Node):
-            changes[f.name] = _rebind(v)
-        elif isinstance(v, tuple) and v and all(isinstance(x, tr.Node) for x in v):
-            changes[f.name] = tuple(_rebind(x) for x in v)
-    return dataclasses.replace(node, **changes)
+    return tr.replace_children(node, _rebind)

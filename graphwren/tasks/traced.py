@@ -75,15 +75,8 @@ class BinOp(Node):
 
 
 @dataclasses.dataclass(frozen=True)
-class Compare(Node):
+class Compare(BinOp):
     """``left op right`` for < <= > >= == !=."""
-
-    op: str
-    left: Node
-    right: Node
-
-    def __str__(self):
-        return f"({self.left} {self.op} {self.right})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +132,25 @@ def uses(node: Node) -> set[int]:
     if isinstance(node, Arg):
         return {node.i}
     return set().union(*(uses(c) for c in children(node)))
+
+
+def replace_children(node: Node, fn) -> Node:
+    """The node with ``fn`` applied to each child expression (None from fn: None overall)."""
+    changes = {}
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, Node):
+            v = fn(v)
+        elif isinstance(v, tuple) and any(isinstance(x, Node) for x in v):
+            v = tuple(fn(x) if isinstance(x, Node) else x for x in v)
+            if any(x is None for x in v):
+                return None
+        else:
+            continue
+        if v is None:
+            return None
+        changes[f.name] = v
+    return dataclasses.replace(node, **changes)
 
 
 def children(node: Node) -> tuple:

@@ -48,16 +48,4 @@ def _on_counts(node):
         return node
     if node == tr.Arg(0) or node == group or isinstance(node, tr.Item) and node.obj == tr.Arg(0):
         return None
-    import dataclasses
-    changes = {}
-    for f in dataclasses.fields(node):
-        v = getattr(node, f.name)
-        if isinstance(v, tr.Node):
-            changes[f.name] = _on_counts(v)
-            if changes[f.name] is None:
-                return None
-        elif isinstance(v, tuple) and any(isinstance(x, tr.Node) for x in v):
-            changes[f.name] = tuple(_on_counts(x) for x in v)
-            if any(x is None for x in changes[f.name]):
-                return None
-    return dataclasses.replace(node, **changes)
+    return tr.replace_children(node, _on_counts)
