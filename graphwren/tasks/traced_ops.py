@@ -276,7 +276,8 @@ def json_rows(data: bytes, fields: tuple | None = None) -> tr.JsonRows:
     if not body:
         return tr.JsonRows(pa.table({}), b"")
     # json.loads("") and json.loads("  ") raise; Arrow's reader skips blank lines.
-    if _BLANK_LINE.search(body):
+    first, last = body[:body.find(b"\n") + 1 or len(body)], body[body.rfind(b"\n") + 1:]
+    if _BLANK_LINE.search(body) or not first.strip(b" \t\n") or not last.strip(b" \t"):
         raise tr.Unsupported("a blank line")
     table = None
     schema = _sampled_schema(data, fields) if fields else None
@@ -295,7 +296,7 @@ def json_rows(data: bytes, fields: tuple | None = None) -> tr.JsonRows:
     return tr.JsonRows(table, data)
 
 
-_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t]*(?:\n|$)")
+_BLANK_LINE = re.compile(rb"\n[ \t]*\n")   # a blank line between two others (a literal start: fast)
 _SAMPLE_BYTES = 64 * 1024
 
 
