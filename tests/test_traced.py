@@ -358,3 +358,18 @@ def test_a_late_row_that_disagrees_with_the_sampled_types(tmp_path, late):
     records.append({"user": "late", "score": late, "pad": ""})
     columnar, python, _ = run_both(tmp_path, json_lines(records), PIPELINES["filter-map-reduceby"])
     assert columnar[0] == python[0] and (same(columnar[1], python[1]) or columnar[1] == python[1])
+
+
+def test_a_split_of_several_json_files_takes_the_arrow_path(tmp_path):
+    """Pieces of several files in one split: each file's lines, none blank between them."""
+    paths = []
+    for i, end in enumerate(["\n", ""]):
+        path = tmp_path / f"p{i}.jsonl"
+        path.write_text('{"user": "a", "score": 5}\n{"user": "b", "score": 9}' + end)
+        paths.append(path)
+    read = ReadTextBlock([[("file:///", str(p).lstrip("/"), 0, p.stat().st_size, None) for p in paths]],
+                         "utf-8", "strict")
+    ops = PIPELINES["filter-map-reduceby"]
+    chosen = columnar_plan.plan(read, ops, ["op"] * len(ops))
+    pieces = [read.raw(Ctx(), piece)[0] for piece in read.pieces(Ctx())]
+    assert chosen.reader.run(pieces) == list(t.chain_ops(ops)(read(Ctx()))) == [("a", ("a", 2)), ("b", ("b", 2))]

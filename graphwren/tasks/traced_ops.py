@@ -259,7 +259,9 @@ class TracedBlock:
         if self.text.reader.encoding.lower() not in ("utf-8", "utf8") or any(b"\r" in data for data in pieces):
             raise tr.Unsupported("text that is not UTF-8 without \\r")
         if self.source == "json":
-            return json_rows(b"\n".join(p for p in pieces if p), self.json_fields)
+            # A piece's last line may lack its newline (the file's end): one joins it to the next.
+            data = b"".join(p if p.endswith(b"\n") else p + b"\n" for p in pieces if p)
+            return json_rows(data, self.json_fields)
         return self.text.lines(pieces)
 
 
