@@ -13,7 +13,7 @@ then for each figure of the paper the simulated result, the paper's, and
 their ratio, the assumptions that drive it, and the job's projected dollar
 cost from ``runtime/cost.py``'s price table.
 
-    python bench/scale.py [--quick] [--set s3_mb_s=30] [--only driver|sort|bandwidth|wordcount]
+    python bench/scale.py [--quick] [--set s3_mb_s=30] [--only driver|wide|sort|bandwidth|wordcount]
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import argparse
 import collections
 import dataclasses
 import os
+import resource
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ from common import table  # noqa: E402
 import graphwren as gw  # noqa: E402
 from graphwren import config, planner, sim  # noqa: E402
 from graphwren.runtime import cost as prices  # noqa: E402
+from graphwren.runtime import records  # noqa: E402
 from graphwren.runtime.driver import Driver  # noqa: E402
 
 GB = 1e9
@@ -62,6 +64,9 @@ class Run:
     counts: dict
     polls: int
     manifest_max: int
+    table_max: int
+    reader_offsets: float     # bytes one reader GETs to find its pieces: the manifest, and its offset columns
+    peak_rss_mb: float        # this process's peak RSS after the run: the driver and the whole simulated cloud
     invoke_rate: float
     cost: prices.Cost
     record: object
@@ -87,8 +92,11 @@ def simulate(bag, cloud: sim.Cloud, models: dict, **settings) -> Run:
         record = driver.record
         ntasks = sum(st.ntasks for st in plan.stages)
         rate = invoke_rate(s.deliveries, resolved["lambda_max_workers"])
+        reader = s.counts["manifest_get_bytes"] / max(1, s.counts["manifest_gets"])
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return Run(v1 - v0, w1 - w0, c1 - c0, ntasks, collections.Counter(s.counts), s.counts["driver_lists"],
-                   max(s.manifest_sizes or [0]), rate, prices.measured(record), record)
+                   max(s.manifest_sizes or [0]), max(s.table_sizes or [0]), reader, peak, rate,
+                   prices.measured(record), record)
 
 
 def invoke_rate(deliveries: list[tuple[str, float]], cap: int) -> float:
@@ -120,8 +128,7 @@ def sort_bag(n: int):
 def scaling_job(n: int):
     """n map tasks (20 MB each) into a hash shuffle of n / 100 buckets, and its reduce: a word count's shape.
 
-    Not the sort: its n x n buckets make every manifest n^2 offsets (8 MB at 1,000 tasks, 800 MB at
-    10,000), a limit of the manifest format this table reports rather than the driver's loop.
+    The sort's n x n shuffle is ``wide_shuffles``' table.
     """
     bag = gw.bag.from_sequence(range(n), npartitions=n).map(str).frequencies(npartitions=max(10, n // 100))
     models = {"shuffle": sim.StageCost(source_bytes=20e6, cpu_s_per_mb=0.01, out_ratio=0.05),
@@ -147,7 +154,35 @@ def driver_scaling(cloud: sim.Cloud, sizes=(1000, 10000)) -> list[dict]:
                      "pages/LIST": f"{c['driver_list_pages'] / max(1, run.polls):.2f}",
                      "driver requests": f"{c['driver_requests']:,}",
                      "largest manifest": f"{run.manifest_max / 1024:,.0f} KiB",
+                     "a reader GETs": f"{run.reader_offsets / 1024:,.0f} KiB",
                      "invocations/s": f"{run.invoke_rate:,.0f}"})
+    return rows
+
+
+def wide_shuffles(cloud: sim.Cloud, sizes=(1000, 10000)) -> list[dict]:
+    """The sort's shape, n map tasks into n buckets (one level: n^2 pieces), 10 MB per map task: what a
+    reader GETs to find its pieces, with every offset in the manifest (the layout before offset tables;
+    run at 1,000 only: at 10,000 it is 800 MB a reader) and with the offset table."""
+    rows = []
+    runs = [(sizes[0], "all offsets in the manifest", 2**62)] + [(n, "offset table", None) for n in sizes]
+    for n, layout, limit in runs:
+        models = {"0-stage": sim.StageCost(source_bytes=1e6, out_ratio=1e-5), "1-stage": sim.StageCost(cpu_fixed=0.5),
+                  "2-shuffle": sim.StageCost(source_bytes=10e6, cpu_s_per_mb=0.01),
+                  "3-stage": sim.StageCost(cpu_s_per_mb=0.01, sink=True)}
+        saved = records.COLUMN_OFFSETS
+        records.COLUMN_OFFSETS = limit if limit is not None else saved
+        try:
+            run = simulate(sort_bag(n), cloud, models, exchange_levels="1", key_prefixes=min(256, n // 16))
+        finally:
+            records.COLUMN_OFFSETS = saved
+        rows.append({"n x n": f"{n:,} x {n:,}", "layout": layout, "simulated s": f"{run.seconds:.1f}",
+                     "wall s": f"{run.wall:.0f}",
+                     "driver CPU ms/task": f"{run.driver_cpu / run.tasks * 1e3:.3f}",
+                     "manifest": f"{run.manifest_max / 2**10:,.0f} KiB",
+                     "offset table": f"{run.table_max / 2**20:,.1f} MiB" if run.table_max else "-",
+                     "a reader GETs": f"{run.reader_offsets / 2**10:,.0f} KiB",
+                     "all readers GET": f"{run.counts['manifest_get_bytes'] / 2**30:,.2f} GiB",
+                     "peak RSS (driver + simulated cloud)": f"{run.peak_rss_mb:,.0f} MB"})
     return rows
 
 
@@ -232,7 +267,7 @@ def figures(cloud: sim.Cloud, only: str | None) -> tuple[list[dict], list[dict]]
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a figure of sim.Cloud")
-    ap.add_argument("--only", choices=["driver", "sort", "bandwidth", "wordcount"], default=None)
+    ap.add_argument("--only", choices=["driver", "wide", "sort", "bandwidth", "wordcount"], default=None)
     ap.add_argument("--quick", action="store_true", help="the driver at 1,000 tasks only")
     args = ap.parse_args(argv)
     cloud = sim.Cloud()
@@ -248,7 +283,11 @@ def main(argv=None):
         rows = driver_scaling(cloud, (1000,) if args.quick else (1000, 10000))
         print("## the driver at scale (map -> hash shuffle into n/100 -> reduce; 20 MB per map task)")
         print(table(rows, list(rows[0])))
-    if args.only != "driver":
+    if args.only in (None, "wide"):
+        rows = wide_shuffles(cloud, (1000,) if args.quick else (1000, 10000))
+        print("\n## n x n shuffles: what a reader GETs to find its pieces (the sort's shape, one level)")
+        print(table(rows, list(rows[0])))
+    if args.only not in ("driver", "wide"):
         rows, costs = figures(cloud, args.only)
         print("\n## the paper's figures, simulated")
         print(table(rows, ["figure", "simulated", "paper", "ratio", "driven by", "wall"]))

@@ -297,6 +297,24 @@ def test_speculation_launches_a_backup_of_a_straggler(tmp_path):
     open_store(url).delete(f"{job}/")
 
 
+def half_a_second(ctx):
+    time.sleep(0.5)
+    return [ctx.task]
+
+
+def test_tasks_waiting_for_a_worker_get_no_backup(tmp_path):
+    # 12 half-second tasks on 2 workers: the last ones leave the queue about 2.5 s after they were
+    # invoked. Counted from the invocation they pass the 2 s straggler limit and get backups that
+    # only queue behind them; counted from when they left the queue, none is late.
+    from graphwren.runtime.backends.local import get_pool
+    pool = get_pool(2)
+    driver = make_driver(f"file://{tmp_path}/s", backend=pool, speculation=True, workers=2)
+    _, out = run(driver, Plan([Stage("s", 12, half_a_second)], ["s"]))
+    assert by_stage(out, "s") == [[t] for t in range(12)]
+    backups = [e for _, _, e in driver.timeline if "backup copy" in e]
+    assert backups == [], driver.timeline
+
+
 # -- the commit rule, with duplicate and extra attempts ----------------------------------------
 def which_attempt(ctx):
     return [ctx.task, ctx.attempt]

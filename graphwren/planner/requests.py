@@ -17,8 +17,9 @@ file, about three per parquet piece read by columns.
 
 The counts follow the runtime's reads exactly (``runtime/worker.py``): every
 task of a stage writes its output object and creates its commit record;
-every downstream task reads its stage's manifest once per input edge, then
-one piece per ``Edge.pieces`` entry (a bucket range of an upstream object,
+every downstream task reads its stage's manifest once per input edge (and,
+for a shuffle of more than ``records.COLUMN_OFFSETS`` bucket offsets, its
+columns of the stage's offset table: a second GET), then one piece per ``Edge.pieces`` entry (a bucket range of an upstream object,
 or a whole object). They are upper bounds: an output under
 ``inline_limit`` rides in its commit record (and the manifest) instead of
 an object of its own. Not counted, being a few per task rather than per
@@ -30,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..logical import offline
-from ..runtime.records import MAX_PREFIXES
+from ..runtime.records import MAX_PREFIXES, offsets_in_columns
 from ..runtime.plan import CUSTOM, GATHER, BROADCAST, HASH_SHUFFLE, ONE_TO_ONE, RANGE_SHUFFLE, Edge, Plan, Stage
 
 #: S3's request rates per prefix per second (AWS: "3,500 PUT/COPY/POST/DELETE or 5,500 GET/HEAD").
@@ -112,11 +113,12 @@ def pieces_read(edge: Edge, upstream_ntasks: int, downstream_ntasks: int) -> int
 def of_stage(plan: Plan, stage: Stage, default_storage: str) -> Requests:
     """The requests ``stage``'s outputs cost, over every edge in ``plan`` that reads them."""
     gets = manifests = 0
+    per_reader = 2 if offsets_in_columns(stage.ntasks, stage.nbuckets) else 1   # the manifest, its columns
     for consumer in plan.stages:
         for edge in consumer.inputs:
             if edge.source == stage.name:
                 gets += pieces_read(edge, stage.ntasks, consumer.ntasks)
-                manifests += consumer.ntasks   # the worker caches a manifest: one GET per task at most
+                manifests += per_reader * consumer.ntasks   # cached by the worker: one each per task at most
     return Requests(stage.name, stage.storage or default_storage, stage.ntasks, stage.ntasks, gets,
                     stage.nbuckets is not None, manifests, stage.prefixes, dict(stage.source_gets or {}))
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 
+import numpy as np
+
 from .plan import CUSTOM, HASH_SHUFFLE, Edge, Stage
 from .units import human_bytes
 
@@ -107,21 +109,20 @@ def coalesce(sizes: list[int], target: int) -> list[list[int]]:
     return groups
 
 
-def task_bucket_sizes(offsets_per_task: list[list[int]]) -> list[list[int]]:
-    """Each map task's bytes per bucket, from the offsets in their commit records."""
-    out = []
-    n = len(offsets_per_task[0]) - 1 if offsets_per_task else 0
-    for offsets in offsets_per_task:
-        if len(offsets) != n + 1:
-            raise ValueError(f"map tasks disagree on their bucket count: {n} and {len(offsets) - 1}")
-        out.append([offsets[b + 1] - offsets[b] for b in range(n)])
-    return out
+def task_bucket_sizes(offsets_per_task: list) -> np.ndarray:
+    """Each map task's bytes per bucket, an (M, R) array, from the offsets in their commit records."""
+    widths = [len(offsets) for offsets in offsets_per_task]
+    for width in widths:
+        if width != widths[0]:
+            raise ValueError(f"map tasks disagree on their bucket count: {widths[0] - 1} and {width - 1}")
+    if not widths:
+        return np.zeros((0, 0), dtype=np.int64)
+    return np.diff(np.asarray(offsets_per_task, dtype=np.int64), axis=1)
 
 
-def bucket_sizes(offsets_per_task: list[list[int]]) -> list[int]:
+def bucket_sizes(offsets_per_task: list) -> list[int]:
     """Each bucket's bytes summed over the map tasks, from the offsets in their commit records."""
-    per_task = task_bucket_sizes(offsets_per_task)
-    return [sum(col) for col in zip(*per_task)] if per_task else []
+    return task_bucket_sizes(offsets_per_task).sum(axis=0).tolist()
 
 
 def replan(stage: Stage, sizes: dict[str, list[list[int]]]) -> Decision:
@@ -132,7 +133,7 @@ def replan(stage: Stage, sizes: dict[str, list[list[int]]]) -> Decision:
     and grouped alike, so bucket i of every side still meets in one task.
     """
     hashed = [i for i, e in enumerate(stage.inputs) if e.kind == HASH_SHUFFLE]
-    per_task = {i: sizes[stage.inputs[i].source] for i in hashed}
+    per_task = {i: np.asarray(sizes[stage.inputs[i].source]).tolist() for i in hashed}
     per_input = {}
     for i, rows in per_task.items():
         per_input[i] = [sum(col) for col in zip(*rows)] if rows else []

@@ -21,9 +21,11 @@ import threading
 from typing import Callable
 
 import networkx as nx
+import numpy as np
 
 from ..errors import TaskLost, TaskMemoryError
-from . import adaptive, clock, codec, integrity, lifecycle, logs, records, remote_errors, shipping, stats
+from . import (adaptive, clock, codec, integrity, lifecycle, logs, offset_table, records, remote_errors, shipping,
+               stats)
 from .lease import Lease, LeasedStores, ending
 from .plan import HASH_SHUFFLE, Plan, Stage
 from .prefetch import Prefetcher
@@ -315,6 +317,8 @@ class Driver:
         if done:
             for task, (header, payload) in zip(done, self._map(lambda t: self._read_done(run, t), done)):
                 state = run.tasks[task]
+                if header.get("o") is not None:   # 8 bytes an offset, not a Python int's 36: M x R of them
+                    header["o"] = np.asarray(header["o"], dtype=np.int64)
                 state.done, state.payload = header, payload
                 run.known.add(records.done_key(run.spec.job, run.stage.name, task))
                 run.open.discard(task)
@@ -365,16 +369,20 @@ class Driver:
         now = self.clock.monotonic()
         timeout = self.settings["task_timeout"]
         abandon = getattr(self.backend, "abandon", None)
-        queued = getattr(self.backend, "queued", None)
+        waiting = getattr(self.backend, "waiting", None)
+        # An attempt still waiting for a worker (or for a Lambda token) is neither late nor slow: its
+        # clock starts when it leaves the queue. Else a task queued behind others times out unrun, and
+        # on 2 workers the last tasks of a 16-task stage look like stragglers, so their backups both
+        # waste a worker and get it killed when the job ends.
+        for t, attempt in waiting(run.spec.job, run.stage.name) if waiting is not None else ():
+            if attempt in run.tasks[t].in_flight:
+                run.tasks[t].in_flight[attempt] = now
         # every attempt started after its stage did: until the stage is task_timeout old, none is late
         late = sorted(run.open) if now - run.started > timeout else ()
         for t in late:
             state = run.tasks[t]
             for attempt, started in list(state.in_flight.items()):
                 if now - started > timeout:
-                    if queued is not None and queued(run.spec.job, run.stage.name, t, attempt):
-                        state.in_flight[attempt] = now  # still waiting for a worker: its clock starts later
-                        continue
                     if abandon is not None:  # free its worker: a task that never returns must not hold it
                         abandon({"job": run.spec.job, "stage": run.stage.name, "task": t, "attempt": attempt})
                     self._lose(run, t, attempt, f"it ran longer than task_timeout={timeout:g}s", timed_out=True)
@@ -419,8 +427,14 @@ class Driver:
         return fetch_output(run.store, run.spec.job, run.stage.name, task, state.done, state.payload, run.key)
 
     def _write_manifest(self, run: _StageRun) -> None:
-        name = records.manifest_key(run.spec.job, run.stage.name)
-        run.store.put(name, manifest_record(run.key, name, [(s.done, s.payload) for s in run.tasks]))
+        job, stage = run.spec.job, run.stage.name
+        columns = None
+        if records.offsets_in_columns(len(run.tasks), run.stage.nbuckets):
+            columns = records.new_nonce()   # the signed manifest names the one table it goes with
+            table = records.offsets_key(job, stage, columns)
+            run.store.put(table, offset_table.encode(run.key, table, np.stack([s.done["o"] for s in run.tasks])))
+        name = records.manifest_key(job, stage)
+        run.store.put(name, manifest_record(run.key, name, [(s.done, s.payload) for s in run.tasks], columns))
         for s in run.tasks:
             s.payload = None  # the manifest holds it now; keep driver memory bounded
 
@@ -468,12 +482,21 @@ def fetch_output(store, job: str, stage: str, task: int, header: dict, payload, 
     return codec.decode(integrity.open_segment(key, name, None, store.get(name), store.url))
 
 
-def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]]) -> bytes:
-    """A stage's signed manifest: each task's winning execution, inline results copied in when small."""
+def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]], columns: str | None = None) -> bytes:
+    """A stage's signed manifest: each task's winning execution, inline results copied in when small.
+
+    With ``columns`` (the nonce of the stage's offset table) the bucket
+    offsets are in that table, not here: each entry is then a few dozen
+    bytes, so a reader's GET grows with the map tasks, not with map tasks x buckets.
+    """
     entries, blobs, size = [], [], 0
     total_inline = sum(len(p) for _, p in tasks if p is not None)
     for done, payload in tasks:
-        entry = {"a": done["a"], "x": done["x"], "o": done["o"], "inline": bool(done.get("inline"))}
+        entry = {"a": done["a"], "x": done["x"]}
+        if columns is None:
+            entry["o"] = None if done["o"] is None else [int(o) for o in done["o"]]
+        if done.get("inline"):
+            entry["inline"] = True
         if done.get("p"):   # the output lies under one of its stage's spread prefixes
             entry["p"] = done["p"]
         if payload is not None and total_inline <= MANIFEST_INLINE_LIMIT:
@@ -481,4 +504,8 @@ def manifest_record(key: bytes, name: str, tasks: list[tuple[dict, bytes | None]
             blobs.append(payload)
             size += len(payload)
         entries.append(entry)
-    return integrity.seal(key, name, records.pack({"tasks": entries}, b"".join(blobs)))
+    header = {"tasks": entries}
+    if columns is not None:
+        # the table's nonce, its buckets and its rows (map tasks)
+        header["columns"] = {"x": columns, "r": len(tasks[0][0]["o"]) - 1, "m": len(tasks)}
+    return integrity.seal(key, name, records.pack(header, b"".join(blobs)))

@@ -22,7 +22,9 @@ its bytes:
   checked on its own. The tag binds the output object's name, nonce
   included: bytes of one execution never pass for another's;
 * commit records, manifests and error records, each signed whole (a small
-  result riding inline in a commit record or manifest is covered by its tag).
+  result riding inline in a commit record or manifest is covered by its tag);
+* a large shuffle's offset table (``offset_table``), signed column by column
+  like an output's buckets, under a name whose nonce its signed manifest gives.
 
 A bad or missing tag raises ``IntegrityError`` naming the store and the key,
 before a single byte is unpickled or decoded.
@@ -185,10 +187,11 @@ def seal_output(key: bytes, name: str, blob: bytes, offsets: list[int] | None):
     return b"".join(parts), sealed
 
 
-def open_segment(key: bytes, name: str, bucket: int | None, segment, store_url: str) -> memoryview:
-    """A bucket's (or a whole output's) bytes as ``seal_output`` signed them, checked."""
+def open_segment(key: bytes, name: str, bucket: int | None, segment, store_url: str,
+                 what: str | None = None) -> memoryview:
+    """A bucket's (or a whole output's) bytes as ``seal_output`` signed them, checked; ``what`` names it in errors."""
     view = memoryview(segment)
-    what = "output" if bucket is None else f"bucket {bucket} of output"
+    what = what or ("output" if bucket is None else f"bucket {bucket} of output")
     if len(view) < TAG_SIZE:
         raise _refuse(what, name, store_url, f"{len(view)} bytes, too short to hold a tag")
     body = view[:-TAG_SIZE]

@@ -9,6 +9,7 @@ Every key of a job lives under ``{job}/``::
     {job}/{stage}/done/{task}         the commit record: first attempt to create it wins
     {job}/{stage}/err/{task}.{attempt}.{nonce}  one execution's error
     {job}/{stage}/manifest            written by the driver once every task committed
+    {job}/{stage}/offsets.{nonce}     a large shuffle's bucket offsets, column by column (offset_table.py)
     {job}/lease                       the running driver's heartbeat (runtime/lease.py)
     {job}/job.json                    the job's record (stats.JobRecord), when its keys are kept
 
@@ -19,6 +20,10 @@ execution that won, and every reader follows the record.
 
 A commit record and a manifest are a 4-byte header length, a JSON header,
 then raw bytes (an inline result, or the inline results of a stage). A
+manifest holds each task's ``a``, ``x``, ``p``, ``inline`` and ``i`` (where
+its inline result lies in the payload), and its bucket offsets ``o`` while
+the stage's M x (R + 1) offsets number at most ``COLUMN_OFFSETS``; above
+that its ``columns`` names the nonce of the offset table that holds them. A
 commit header holds ``a`` (attempt), ``x`` (nonce), ``o`` (bucket offsets),
 ``n`` (output bytes), ``inline``, ``p`` (the prefixes the stage's
 outputs are spread over, when more than one), and ``s``: the attempt's statistics
@@ -107,6 +112,20 @@ def err_key(job: str, stage: str, task: int, attempt: int, nonce: str) -> str:
 
 def manifest_key(job: str, stage: str) -> str:
     return f"{job}/{stage}/manifest"
+
+
+#: Most bucket offsets (map tasks x (buckets + 1)) a manifest holds itself: 64 Ki numbers, ~0.5 MB
+#: of JSON that every reader GETs. Past it they go to an offset table a reader takes its column of.
+COLUMN_OFFSETS = 2**16
+
+
+def offsets_in_columns(ntasks: int, nbuckets: int | None) -> bool:
+    """Whether a stage's manifest keeps its bucket offsets in an offset table (one more GET per reader)."""
+    return ntasks is not None and nbuckets is not None and ntasks * (nbuckets + 1) > COLUMN_OFFSETS
+
+
+def offsets_key(job: str, stage: str, nonce: str) -> str:
+    return f"{job}/{stage}/offsets.{nonce}"
 
 
 def data_key(job: str, name: str) -> str:

@@ -21,15 +21,17 @@ import threading
 from typing import Any, Callable, Iterator
 
 import cloudpickle
+import numpy as np
 
 from ..errors import IntegrityError, StorageError
-from . import codec, current, integrity, logs, records, remote_errors, stats
+from . import codec, current, integrity, logs, offset_table, records, remote_errors, stats
 from .prefetch import Prefetcher
 from .storage import open_store
 
 _CACHE_SIZE = 64
 _funcs: "collections.OrderedDict[tuple, StageSpec]" = collections.OrderedDict()
 _manifests: "collections.OrderedDict[tuple, tuple[dict, memoryview]]" = collections.OrderedDict()
+_columns: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()   # of offset tables
 _cache_lock = threading.Lock()
 _readers = Prefetcher(8, "gw-read")   # input pieces in flight per task
 _served = 0   # attempts this process has started: the first is a cold start
@@ -317,6 +319,43 @@ def _manifest(spec: InputSpec, key: bytes) -> tuple[dict, memoryview]:
     return hit
 
 
+def _offsets(spec: InputSpec, key: bytes, header: dict, up_task: int, lo: int, hi: int):
+    """Offsets of buckets lo..hi (inclusive ends) of upstream task ``up_task``'s output.
+
+    From its manifest entry, or from columns lo..hi of the stage's offset
+    table (one ranged GET, cached in this process: a reducer's pieces all
+    read the same two columns).
+    """
+    table = header.get("columns")
+    nbuckets = table["r"] if table else None if header["tasks"][up_task]["o"] is None \
+        else len(header["tasks"][up_task]["o"]) - 1
+    if nbuckets is None or not 0 <= lo <= hi <= nbuckets:
+        asked = f"bucket {lo} was" if hi == lo + 1 else f"buckets {lo}..{hi - 1} were"
+        raise ValueError(f"stage {spec.stage!r} task {up_task} has {nbuckets or 'no'} buckets, but {asked} asked for")
+    if not table:
+        return header["tasks"][up_task]["o"][lo:hi + 1]
+    return _table_columns(spec, key, table, lo, hi)[:, up_task].tolist()
+
+
+def _table_columns(spec: InputSpec, key: bytes, table: dict, lo: int, hi: int) -> np.ndarray:
+    """Columns lo..hi of a stage's offset table, (hi - lo + 1, M): from this process's cache when it holds them."""
+    nonce, ntasks = table["x"], table["m"]
+    ident = (spec.store, spec.job, spec.stage, key, nonce)
+    with _cache_lock:
+        for (cached, c_lo, c_hi), columns in _columns.items():
+            if cached == ident and c_lo <= lo and hi <= c_hi:
+                return columns[lo - c_lo:hi - c_lo + 1]
+    store = open_store(spec.store)
+    name = records.offsets_key(spec.job, spec.stage, nonce)
+    start, end = offset_table.byte_range(ntasks, lo, hi)
+    columns = offset_table.decode(key, name, store.get(name, start, end), ntasks, lo, hi, store.url)
+    with _cache_lock:
+        _columns[(ident, lo, hi)] = columns
+        while len(_columns) > _CACHE_SIZE:
+            _columns.popitem(last=False)
+    return columns
+
+
 def read_piece(spec: InputSpec, piece: tuple, key: bytes):
     """Decode one piece (upstream task, bucket) of a committed stage, following its manifest to the
     winning execution's exact bytes and checking them with the job's signing ``key``.
@@ -330,13 +369,11 @@ def read_piece(spec: InputSpec, piece: tuple, key: bytes):
         return _read_run(spec, up_task, *bucket, key)
     header, payload = _manifest(spec, key)
     rec = header["tasks"][up_task]
-    offsets = rec["o"]
-    if bucket is not None and offsets is None:
-        raise ValueError(f"stage {spec.stage!r} task {up_task} has no buckets, but bucket {bucket} was asked for")
-    if bucket is None and offsets is not None:
-        raise ValueError(f"stage {spec.stage!r} task {up_task} wrote {len(offsets) - 1} buckets: "
+    if bucket is None and (header.get("columns") or rec["o"] is not None):
+        raise ValueError(f"stage {spec.stage!r} task {up_task} wrote "
+                         f"{header['columns']['r'] if header.get('columns') else len(rec['o']) - 1} buckets: "
                          f"a reader must name the bucket it wants")
-    lo, hi = (offsets[bucket], offsets[bucket + 1]) if bucket is not None else (None, None)
+    lo, hi = _offsets(spec, key, header, up_task, bucket, bucket + 1) if bucket is not None else (None, None)
     store = open_store(spec.store)
     if rec.get("inline"):   # checked with the signed manifest or commit record it rides in
         if rec.get("i") is not None:
@@ -358,30 +395,36 @@ def _read_run(spec: InputSpec, up_task: int, lo: int, hi: int, key: bytes) -> li
     """Buckets lo..hi-1 of one upstream task, fetched with one read and checked bucket by bucket."""
     header, payload = _manifest(spec, key)
     rec = header["tasks"][up_task]
-    offsets = rec["o"]
-    if offsets is None or not 0 <= lo <= hi <= len(offsets) - 1:
-        raise ValueError(f"stage {spec.stage!r} task {up_task} has "
-                         f"{'no' if offsets is None else len(offsets) - 1} buckets, but buckets {lo}..{hi - 1} "
-                         f"were asked for")
+    offsets = _offsets(spec, key, header, up_task, lo, hi)
     if rec.get("inline") or hi - lo <= 1:   # nothing to save: read them one by one
         return [read_piece(spec, (up_task, b), key) for b in range(lo, hi)]
     store = open_store(spec.store)
     name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"], rec.get("p"))
-    blob = memoryview(store.get(name, offsets[lo], offsets[hi]))
-    base = offsets[lo]
-    return [codec.decode(integrity.open_segment(key, name, b, blob[offsets[b] - base:offsets[b + 1] - base],
+    blob = memoryview(store.get(name, offsets[0], offsets[-1]))
+    base = offsets[0]
+    return [codec.decode(integrity.open_segment(key, name, b, blob[offsets[b - lo] - base:offsets[b - lo + 1] - base],
                                                 store.url)) for b in range(lo, hi)]
+
+
+def bucket_span(pieces: list) -> tuple[int, int] | None:
+    """The first and last offset column the pieces' buckets need, or None when they name none."""
+    ends = [end for _, b in pieces if b is not None
+            for end in ((b[0], b[1]) if isinstance(b, (tuple, list)) else (b, b + 1))]
+    return (min(ends), max(ends)) if ends else None
 
 
 def _read_pieces(spec: InputSpec, pieces: list, key: bytes) -> Iterator[Any]:
     """Decode pieces in order; remote stores prefetch a few ahead in threads."""
+    if pieces:
+        # one GET of the manifest (and of the offset columns the pieces need) before any thread starts:
+        # each would miss the cache and fetch it again (10 manifest GETs for 3 reducers of 5 pieces)
+        header, _ = _manifest(spec, key)
+        span = bucket_span(pieces) if header.get("columns") else None
+        if span is not None:
+            _table_columns(spec, key, header["columns"], *span)
     if spec.store.startswith("file://"):   # a local read costs less than a thread hand-off
         parts = (read_piece(spec, piece, key) for piece in pieces)
     else:
-        if pieces:
-            # one GET of the manifest before the threads start: each of them would miss the cache and
-            # fetch it again (10 manifest GETs for 3 reducers of 5 pieces, counted on the wire)
-            _manifest(spec, key)
         parts = _readers.iter(functools.partial(read_piece, spec, piece, key) for piece in pieces)
     meter = stats.current()
     return parts if meter is None else _counting(parts, meter)

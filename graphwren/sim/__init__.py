@@ -22,7 +22,7 @@ import collections
 import random
 from urllib.parse import urlsplit
 
-from ..runtime import backends, integrity, records
+from ..runtime import backends, integrity, offset_table, records
 from ..runtime import storage as _storage
 from .backend import SimBackend
 from .clock import VirtualClock
@@ -51,6 +51,7 @@ class Simulation:
         self._manifests: dict[tuple, dict] = {}
         self._backend: SimBackend | None = None
         self.manifest_sizes: list[int] = []    # bytes of every manifest the driver wrote
+        self.table_sizes: list[int] = []       # bytes of every offset table it wrote (runtime/offset_table.py)
         self.deliveries: list[float] = []      # when each first delivery of an event reached Lambda
 
     # -- plugging in -------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ class Simulation:
         return StageCost()
 
     def manifest(self, store: SimStore, job: str, stage: str, key: bytes) -> dict:
-        """A stage's manifest, decoded once for every modelled reader (each still pays its GET)."""
+        """A stage's manifest, decoded once for every modelled reader (each still pays its GETs)."""
         cache = (store.url, job, stage)
         with self.lock:
             hit = self._manifests.get(cache)
@@ -127,7 +128,13 @@ class Simulation:
             name = records.manifest_key(job, stage)
             blob = store._bucket.values[store._k(name)]
             header, _ = records.unpack(integrity.unseal(key, name, blob, store.url, "manifest"))
-            hit = {"tasks": header["tasks"], "size": len(blob)}
+            hit = {"tasks": header["tasks"], "size": len(blob), "columns": header.get("columns")}
+            table = header.get("columns")
+            if table:   # the offsets, (M, R + 1), as each reader's ranged GET of its columns would give them
+                m, name = table["m"], records.offsets_key(job, stage, table["x"])
+                columns = offset_table.decode(key, name, store._bucket.values[store._k(name)], m, 0, table["r"],
+                                              store.url)
+                hit["offsets"], hit["table"] = columns.T, name
             with self.lock:
                 self._manifests[cache] = hit
         return hit

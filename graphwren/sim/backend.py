@@ -67,10 +67,11 @@ class SimBackend:
         with self.sim.lock:
             return self._lost.pop(job, [])
 
-    def queued(self, job: str, stage: str, task: int, attempt: int) -> bool:
-        key = (job, stage, task, attempt)
+    def waiting(self, job: str, stage: str) -> set[tuple[int, int]]:
+        """(task, attempt) of the stage's events not yet running: waiting for a token or a delivery."""
         with self.sim.lock:
-            return key in self._queued or any(_key(e) == key for e in self._pending)
+            return {(k[2], k[3]) for k in self._queued if k[0] == job and k[1] == stage} | \
+                   {(e["task"], e["attempt"]) for e in self._pending if e["job"] == job and e["stage"] == stage}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

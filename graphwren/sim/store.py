@@ -136,13 +136,24 @@ class SimStore(Store):
     def _request(self, op: str, key: str, nbytes: int = 0) -> None:
         self._admit(op, key)
         with self.sim.lock:
-            self.sim.counts[f"{self.kind}_{op}"] += 1
+            self._note(op, key, nbytes)
             self.sim.counts[f"{self.kind}_bytes"] += nbytes
             if function.get() == "driver":
                 self.sim.counts["driver_requests"] += 1
-            if op == "put" and key.endswith("/manifest"):
-                self.sim.manifest_sizes.append(nbytes)
         self.sim.clock.sleep(self._transfer_time(nbytes, self._latency(op)))
+
+    def _note(self, op: str, key: str, nbytes: int) -> None:
+        """Count one request (under ``sim.lock``); the manifests' and offset tables' sizes, and what readers GET of them."""
+        sim = self.sim
+        sim.counts[f"{self.kind}_{op}"] += 1
+        manifest, table = key.endswith("/manifest"), "/offsets." in key
+        if op == "put" and manifest:
+            sim.manifest_sizes.append(nbytes)
+        elif op == "put" and table:
+            sim.table_sizes.append(nbytes)
+        elif op == "get" and (manifest or table):
+            sim.counts["manifest_gets"] += manifest
+            sim.counts["manifest_get_bytes"] += nbytes   # with the offset columns: bytes a reader's lookups cost
 
     def charge(self, requests: list[tuple[str, str, int]]) -> None:
         """Requests (op, key, bytes) made at once by a modelled task: admitted one by one, moved together.
@@ -156,8 +167,8 @@ class SimStore(Store):
             self._admit(op, key)
         total = sum(n for _, _, n in requests)
         with self.sim.lock:
-            for op, _, n in requests:
-                self.sim.counts[f"{self.kind}_{op}"] += 1
+            for op, key, n in requests:
+                self._note(op, key, n)
             self.sim.counts[f"{self.kind}_bytes"] += total
         for op, _, n in requests:
             stats.count(self.url, op, n if op == "get" else 0, n if op == "put" else 0)

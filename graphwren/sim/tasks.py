@@ -3,7 +3,8 @@
 It does what ``worker.handle`` does, in the same requests, with sizes in
 place of bytes: it loads and checks the stage function (for the stage's
 inputs, buckets and label), reads the manifest of every stage it reads
-(the real one the real driver wrote) and GETs the exact pieces the edge
+(the real one the real driver wrote, and the columns of its offset table
+the pieces need, when it has one) and GETs the exact pieces the edge
 names, by their sizes in that manifest, eight at a time like the worker's
 prefetch; reads ``source_bytes`` in 64 MiB ranged GETs; spends its CPU
 (``StageCost``); writes one virtual object with even buckets (a shuffle),
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from ..runtime import codec, integrity, records, stats, worker
+from ..runtime import codec, integrity, offset_table, records, stats, worker
 from ..runtime.storage import open_store
 
 STREAMS = 8                   # requests a task keeps in flight (worker's Prefetcher(8), TransferConfig(8))
@@ -47,20 +48,26 @@ def run(sim, event: dict, cost, fn: str, cold: bool, slowdown: float) -> dict:
     for inp in spec.inputs:
         up = open_store(inp.store)
         manifest = sim.manifest(up, inp.job, inp.stage, key if inp.job == job else integrity.job_key(inp.job))
-        by_store.setdefault(inp.store, []).append(("get", records.manifest_key(inp.job, inp.stage),
-                                                    manifest["size"]))
-        for up_task, bucket in inp.pieces(task):
+        gets = by_store.setdefault(inp.store, [])
+        gets.append(("get", records.manifest_key(inp.job, inp.stage), manifest["size"]))
+        pieces = inp.pieces(task)
+        span = worker.bucket_span(pieces) if manifest["columns"] else None
+        if span is not None:   # the worker's one ranged GET of the offset columns its pieces need
+            start, end = offset_table.byte_range(manifest["columns"]["m"], *span)
+            gets.append(("get", manifest["table"], end - start))
+        for up_task, bucket in pieces:
             rec = manifest["tasks"][up_task]
-            offsets = rec["o"]
+            offsets = manifest["offsets"][up_task] if manifest["columns"] else rec["o"]
             if rec.get("inline"):
                 continue   # rides in the manifest
             if isinstance(bucket, (tuple, list)):
-                n = offsets[bucket[1]] - offsets[bucket[0]]
+                n = int(offsets[bucket[1]] - offsets[bucket[0]])
             elif bucket is not None:
-                n = offsets[bucket + 1] - offsets[bucket]
+                n = int(offsets[bucket + 1] - offsets[bucket])
             else:
-                n = up.virtual_size(records.out_key(inp.job, inp.stage, up_task, rec["a"], rec["x"])) or 0
-            by_store[inp.store].append(("get", records.out_key(inp.job, inp.stage, up_task, rec["a"], rec["x"]), n))
+                n = up.virtual_size(records.out_key(inp.job, inp.stage, up_task, rec["a"], rec["x"], rec.get("p"))) or 0
+            by_store[inp.store].append(("get", records.out_key(inp.job, inp.stage, up_task, rec["a"], rec["x"],
+                                                               rec.get("p")), n))
             read += n
     source = int(cost.source_bytes)
     if source:
@@ -82,7 +89,8 @@ def run(sim, event: dict, cost, fn: str, cold: bool, slowdown: float) -> dict:
         header = {"a": attempt, "x": nonce, "o": None, "n": len(blob), "inline": True}
         written, name = blob, None
     else:
-        name = records.out_key(job, stage, task, attempt, nonce)
+        prefixes = getattr(spec, "prefixes", 1)   # spread as the worker spreads them
+        name = records.out_key(job, stage, task, attempt, nonce, prefixes)
         offsets = None
         if spec.nbuckets is not None:
             offsets = [round(i * out / spec.nbuckets) for i in range(spec.nbuckets + 1)]
@@ -90,6 +98,8 @@ def run(sim, event: dict, cost, fn: str, cold: bool, slowdown: float) -> dict:
         stand_in = None if offsets else integrity.seal_output(key, name, _empty(), None)[0]
         _put(store, name, out, stand_in)
         header = {"a": attempt, "x": nonce, "o": offsets, "n": out}
+        if prefixes > 1:
+            header["p"] = prefixes
         written = b""
     if slowdown > 1:   # a slow host is slow at everything, not only its CPU
         clock.sleep((slowdown - 1) * max(0.0, clock.monotonic() - t0 - cpu))

@@ -222,6 +222,12 @@ class LambdaBackend:
             self._lock.notify_all()
         self._pump()
 
+    def waiting(self, job: str, stage: str) -> set[tuple[int, int]]:
+        """(task, attempt) of the stage's events still waiting for a token (lambda_max_workers in flight)."""
+        with self._lock:
+            return {(int(e["task"]), int(e["attempt"])) for e in self._pending
+                    if e["job"] == job and e["stage"] == stage}
+
     @property
     def in_flight(self) -> int:
         return len(self._inflight)

@@ -172,11 +172,10 @@ class LocalBackend:
                 if _same_attempt(w.event, event):
                     w.doom()
 
-    def queued(self, job: str, stage: str, task: int, attempt: int) -> bool:
-        """True while this attempt still waits for a worker (its timeout has not started)."""
-        wanted = {"job": job, "stage": stage, "task": task, "attempt": attempt}
+    def waiting(self, job: str, stage: str) -> set[tuple[int, int]]:
+        """(task, attempt) of every attempt of one stage still waiting for a worker: one pass over the queue."""
         with self._cond:
-            return any(_same_attempt(e, wanted) for e in self._pending)
+            return {(e["task"], e["attempt"]) for e in self._pending if e["job"] == job and e["stage"] == stage}
 
     def lost(self, job: str) -> list[dict]:
         """Events of ``job`` that will not record an outcome, each with ``lost_because``."""
