@@ -342,6 +342,9 @@ def _table_columns(spec: InputSpec, key: bytes, table: dict, lo: int, hi: int) -
     nonce, ntasks = table["x"], table["m"]
     ident = (spec.store, spec.job, spec.stage, key, nonce)
     with _cache_lock:
+        columns = _columns.get((ident, lo, hi))   # a reducer's every piece asks for the span prefetched
+        if columns is not None:
+            return columns
         for (cached, c_lo, c_hi), columns in _columns.items():
             if cached == ident and c_lo <= lo and hi <= c_hi:
                 return columns[lo - c_lo:hi - c_lo + 1]
