@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import random
+import threading
 from urllib.parse import urlsplit
 
 from ..runtime import backends, integrity, offset_table, records
@@ -49,6 +50,9 @@ class Simulation:
         self._limiters: dict[tuple, _TokenBucket] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._manifests: dict[tuple, dict] = {}
+        # one decode of a stage's manifest and offset table at a time: a thousand readers starting together
+        # would otherwise each decode the whole table (at 10,000 x 10,000, 800 MB apiece)
+        self._decoding = threading.Lock()
         self._backend: SimBackend | None = None
         self.manifest_sizes: list[int] = []    # bytes of every manifest the driver wrote
         self.table_sizes: list[int] = []       # bytes of every offset table it wrote (runtime/offset_table.py)
@@ -122,20 +126,19 @@ class Simulation:
     def manifest(self, store: SimStore, job: str, stage: str, key: bytes) -> dict:
         """A stage's manifest, decoded once for every modelled reader (each still pays its GETs)."""
         cache = (store.url, job, stage)
-        with self.lock:
+        with self._decoding:
             hit = self._manifests.get(cache)
-        if hit is None:
-            name = records.manifest_key(job, stage)
-            blob = store._bucket.values[store._k(name)]
-            header, _ = records.unpack(integrity.unseal(key, name, blob, store.url, "manifest"))
-            hit = {"tasks": header["tasks"], "size": len(blob), "columns": header.get("columns")}
-            table = header.get("columns")
-            if table:   # the offsets, (M, R + 1), as each reader's ranged GET of its columns would give them
-                m, name = table["m"], records.offsets_key(job, stage, table["x"])
-                columns = offset_table.decode(key, name, store._bucket.values[store._k(name)], m, 0, table["r"],
-                                              store.url)
-                hit["offsets"], hit["table"] = columns.T, name
-            with self.lock:
+            if hit is None:
+                name = records.manifest_key(job, stage)
+                blob = store._bucket.values[store._k(name)]
+                header, _ = records.unpack(integrity.unseal(key, name, blob, store.url, "manifest"))
+                hit = {"tasks": header["tasks"], "size": len(blob), "columns": header.get("columns")}
+                table = header.get("columns")
+                if table:   # the offsets, (M, R + 1), as each reader's ranged GET of its columns would give them
+                    m, name = table["m"], records.offsets_key(job, stage, table["x"])
+                    columns = offset_table.decode(key, name, store._bucket.values[store._k(name)], m, 0,
+                                                  table["r"], store.url)
+                    hit["offsets"], hit["table"] = columns.T, name
                 self._manifests[cache] = hit
         return hit
 
