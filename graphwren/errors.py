@@ -62,7 +62,7 @@ class TaskMemoryError(GraphwrenError, MemoryError):
 
 
 class IntegrityError(GraphwrenError):
-    """An object in storage failed its HMAC check: graphwren refused to decode or unpickle it."""
+    """An object in storage failed its integrity check (a keyed BLAKE3 tag): graphwren refused to decode or unpickle it."""
 
 
 class PlanError(GraphwrenError, ValueError):

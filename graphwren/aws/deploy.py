@@ -40,7 +40,7 @@ DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024  # a zip passed inline to CreateFunction 
 ROLE_NAME = "graphwren-lambda"
 PLATFORM = "manylinux2014_x86_64"
 # What a worker imports; pinned to the driver's versions so pickles agree.
-RUNTIME_PACKAGES = ["numpy", "pyarrow", "cloudpickle", "boto3", "redis", "hiredis", "tblib", "networkx", "tqdm"]
+RUNTIME_PACKAGES = ["numpy", "pyarrow", "cloudpickle", "boto3", "redis", "hiredis", "tblib", "networkx", "tqdm", "blake3"]
 PICKLE_PINNED = {"cloudpickle", "tblib"}
 _STRIP_DIRS = {"__pycache__", "tests", "test", "include", "benchmarks"}
 _STRIP_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".c")

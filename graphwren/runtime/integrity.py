@@ -1,4 +1,4 @@
-"""Signed payloads: an HMAC-SHA256 tag on every object graphwren decodes or unpickles.
+"""Signed payloads: a keyed BLAKE3 tag on every object graphwren decodes or unpickles.
 
 Trust model
 -----------
@@ -58,11 +58,12 @@ jobs here can verify its partitions; another process cannot.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import struct
 import threading
+
+from blake3 import blake3
 
 from ..errors import IntegrityError
 
@@ -131,16 +132,19 @@ def job_key(job: str) -> bytes:
 
 
 # -- tags -------------------------------------------------------------------------------------
-_ONE_SHOT = 4096   # below this, one C call on a joined copy beats a streaming HMAC object
+# Keyed BLAKE3 is a MAC (a PRF under the key, as HMAC is) and runs at ~6.8 GB/s on one core here against
+# HMAC-SHA256's 1.1 GB/s (32 MB, SHA-NI): every byte a task reads or writes is tagged, and with HMAC the
+# tags were 18% of a Cholesky's worker samples.
+_ONE_SHOT = 4096   # below this, one call on a joined copy beats feeding the hasher part by part
 
 
 def tag(key: bytes, ident: str, *parts) -> bytes:
-    """HMAC-SHA256 over the identity (length-prefixed) and the bytes."""
+    """Keyed BLAKE3 over the identity (length-prefixed) and the bytes."""
     name = ident.encode()
     head = _LEN.pack(len(name)) + name
     if sum(map(len, parts)) < _ONE_SHOT:
-        return hmac.digest(key, b"".join((head, *parts)), "sha256")
-    mac = hmac.new(key, head, hashlib.sha256)
+        return blake3(b"".join((head, *parts)), key=key).digest()
+    mac = blake3(head, key=key)
     for part in parts:
         mac.update(part)
     return mac.digest()
