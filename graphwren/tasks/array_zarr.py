@@ -150,7 +150,9 @@ class ZarrWriter:
         if block.size == 0:
             return 0
         import zarr
-        arr = zarr.open_array(store=zarr_store(self.url), mode="r+", config={"write_empty_chunks": True})
+        # zarr's default: a block that is all fill value is left out (readers fill it), at the cost of a scan
+        # of each block; writing them instead made a Cholesky's L (6 zero blocks of 16) 6% slower
+        arr = zarr.open_array(store=zarr_store(self.url), mode="r+")
         arr[_region(self.chunks, idx)] = block
         return int(block.nbytes)
 
