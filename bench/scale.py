@@ -162,7 +162,8 @@ def driver_scaling(cloud: sim.Cloud, sizes=(1000, 10000)) -> list[dict]:
 def wide_shuffles(cloud: sim.Cloud, sizes=(1000, 10000)) -> list[dict]:
     """The sort's shape, n map tasks into n buckets (one level: n^2 pieces), 10 MB per map task: what a
     reader GETs to find its pieces, with every offset in the manifest (the layout before offset tables;
-    run at 1,000 only: at 10,000 it is 800 MB a reader) and with the offset table."""
+    run at 1,000 only: at 10,000 it is 800 MB a reader) and with the offset table. The 10,000 x 10,000 row
+    models 100 M piece GETs: about an hour of wall time and 7.5 GB of memory on this 2-core machine."""
     rows = []
     runs = [(sizes[0], "all offsets in the manifest", 2**62)] + [(n, "offset table", None) for n in sizes]
     for n, layout, limit in runs:
