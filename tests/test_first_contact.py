@@ -130,6 +130,10 @@ def test_shutdown_cancel_futures_stops_the_job(tmp_path, env):
     assert store_left(tmp_path) == []
 
 
+def _sigint_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.own_process   # see the Makefile: after the full suite in one process it timed out
 @pytest.mark.parametrize("where", ["compute", "background"])
 def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
@@ -148,8 +152,11 @@ def test_ctrl_c_cancels_removes_keys_and_leaves_no_worker(tmp_path, env, where):
         print("started", flush=True)
         {body}
     """)
+    # a script run from a terminal has SIGINT at its default; a test run started in the background by a
+    # shell without job control inherits it ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-c", script], env={**env, "GRAPHWREN_WORKERS": "2"}, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     try:
         assert proc.stdout.readline().strip() == "started"
         deadline = time.monotonic() + 30
