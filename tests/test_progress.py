@@ -50,6 +50,11 @@ def _slow_square(x):
     return x * x
 
 
+def _square_for_a_while(x):
+    time.sleep(0.05)    # 5 records per task: the map stage outlasts the driver's first progress report
+    return x * x
+
+
 def _total(xs):
     return sum(xs)
 
@@ -189,10 +194,11 @@ def test_the_driver_reports_each_stage_of_a_real_job(tmp_path, monkeypatch, capl
     monkeypatch.setattr(progress, "LOG_EVERY", 0.0)     # a line at every report, not every 5 s
     monkeypatch.setattr(sys, "stderr", io.StringIO())   # not a terminal, whatever runs pytest
     ex = gw.Executor(storage=f"file://{tmp_path}/s", progress_delay=0.0)
-    assert ex.map_reduce(_square, range(40), _total, chunksize=5).result(timeout=120) == sum(x * x for x in range(40))
+    got = ex.map_reduce(_square_for_a_while, range(40), _total, chunksize=5).result(timeout=120)
+    assert got == sum(x * x for x in range(40))
     ex.wait_all()
     lines = messages(caplog)
-    assert any(" stage 1/2 map(_square): " in line for line in lines), lines
+    assert any(" stage 1/2 map(_square_for_a_while): " in line for line in lines), lines
     assert lines[-1].endswith("done: 9 tasks in " + lines[-1].rsplit(" in ", 1)[1]), lines
     assert sys.stderr.getvalue() == ""                   # no bar drawn into the pipe
 
