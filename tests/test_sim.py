@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 import pytest
 
@@ -132,6 +133,47 @@ def test_the_virtual_clock_skips_idle_time_and_fires_timers_in_order():
         assert done.wait(10)
         assert fired == [1.0, 3.0, 5.0]
         assert slept == [pytest.approx(3600.0)]
+    finally:
+        clock.close()
+
+
+def test_an_actor_that_computes_holds_virtual_time_however_long_it_takes():
+    # real work is instantaneous in virtual time: 50 ms of wall-clock computing (a starved driver on a
+    # loaded machine, a thread being started) must not let a pending timer fire
+    clock = sim.VirtualClock()
+    try:
+        fired = []
+        clock.call_at(1.0, lambda: fired.append(clock.monotonic()))
+        with clock.acting():
+            deadline = time.perf_counter() + 0.05
+            while time.perf_counter() < deadline:
+                pass
+            assert fired == [] and clock.monotonic() == 0.0
+            threading.Thread(target=time.sleep, args=(0.01,)).start()   # a real wait, outside the clock
+            time.sleep(0.02)
+            assert fired == [] and clock.monotonic() == 0.0
+        done = threading.Event()
+        clock.call_at(2.0, done.set)
+        assert done.wait(10) and fired == [1.0]   # once nobody acts, time moves on
+    finally:
+        clock.close()
+
+
+def test_an_actor_blocked_outside_the_clock_lets_time_move_after_the_stall_limit():
+    # the safety net: an actor waits (outside the clock) on a thread that itself sleeps on the clock
+    clock = sim.VirtualClock()
+    try:
+        woke = threading.Event()
+
+        def sleeper():
+            clock.sleep(5.0)
+            woke.set()
+        with clock.acting():
+            threading.Thread(target=sleeper, daemon=True).start()
+            start = time.perf_counter()
+            assert woke.wait(10 * sim.clock.STALL + 5)
+            assert time.perf_counter() - start >= sim.clock.STALL * 0.9
+        assert clock.stalls >= 1 and clock.monotonic() == pytest.approx(5.0)
     finally:
         clock.close()
 
