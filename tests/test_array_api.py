@@ -358,6 +358,32 @@ def test_map_blocks_forms():
         A.map_blocks(lambda b: b.nope)
 
 
+def _add_one_in_place(b):
+    b += 1
+    return b
+
+
+def test_a_user_function_may_change_its_blocks_in_place_whatever_they_were_read_from(tmp_path):
+    # dask hands map_blocks writable blocks; graphwren reads many blocks zero-copy (views of immutable
+    # bytes: shipped arrays, persisted results, uncompressed zarr chunks), and copies them for the user
+    import zarr
+    x = np.arange(48.0).reshape(6, 8)
+    keep = x.copy()
+    zarr.create_array(str(tmp_path / "raw"), data=x, chunks=(3, 4), compressors=None)
+    zarr.create_array(str(tmp_path / "packed"), data=x, chunks=(3, 4))
+    A = da.from_array(x, chunks=(3, 4))
+    sources = {"from_array": (A, x), "transposed": (A.T, x.T), "persisted": ((A * 2).persist(), x * 2),
+               "zarr, one uncompressed chunk a block": (da.from_zarr(f"file://{tmp_path}/raw"), x),
+               "zarr, compressed": (da.from_zarr(f"file://{tmp_path}/packed"), x),
+               "zarr, blocks across chunks": (da.from_zarr(f"file://{tmp_path}/raw", chunks=(2, 5)), x)}
+    same(*[(name, a.map_blocks(_add_one_in_place), want + 1) for name, (a, want) in sources.items()],
+         ("blockwise", da.blockwise(_add_one_in_place, "ij", A, "ij"), x + 1),
+         ("map_overlap", A.map_overlap(_add_one_in_place, depth=1, boundary="none"), x + 1),
+         ("then matmul", A.map_blocks(_add_one_in_place) @ A.T, (x + 1) @ x.T))
+    np.testing.assert_array_equal(x, keep)   # the user's own array is not the one changed
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "raw"))[...], keep)   # nor the stored one
+
+
 def test_blockwise_outer_and_contraction():
     u, v = np.arange(5.0), np.arange(7.0)
     U, V = da.from_array(u, chunks=2), da.from_array(v, chunks=3)

@@ -47,8 +47,17 @@ def _infer_dtype(func, values, kwargs, what):
     return np.asarray(out).dtype
 
 
+def reads_only(func):
+    """Mark one of graphwren's own block functions as one that never writes its blocks: it gets them as
+    read (often zero-copy views of immutable bytes) where a user's function gets writable copies."""
+    func.gw_reads_only = True
+    return func
+
+
 def _blockwise(func, out_ind, pairs, *, dtype=None, new_axes=None, concatenate=None, adjust_chunks=None,
-               out_chunks=None, kwargs=None, what="blockwise") -> Array:
+               out_chunks=None, kwargs=None, what="blockwise", writable=None) -> Array:
+    if writable is None:
+        writable = not getattr(func, "gw_reads_only", False)
     kwargs = dict(kwargs or {})
     new_axes = dict(new_axes or {})
     out_ind = tuple(out_ind)
@@ -122,7 +131,7 @@ def _blockwise(func, out_ind, pairs, *, dtype=None, new_axes=None, concatenate=N
     shape = tuple(sum(c) for c in out)
     exprs = tuple(v.expr if isinstance(v, Array) else v for v in values)
     return Array(Blockwise(func, out_ind, exprs, tuple(inds), shape, tuple(out), dtype,
-                           tuple(sorted(kwargs.items())), _wants_block_id(func)))
+                           tuple(sorted(kwargs.items())), _wants_block_id(func), writable))
 
 
 def blockwise(func, out_ind, *args, name=None, token=None, dtype=None, adjust_chunks=None, new_axes=None,
@@ -189,6 +198,8 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 class _Einsum:
     """A picklable np.einsum with fixed subscripts."""
+
+    gw_reads_only = True
 
     def __init__(self, subscripts, kwargs=()):
         self.subscripts, self.kwargs = subscripts, tuple(kwargs)
@@ -274,7 +285,7 @@ def batched_matmul(a: Array, b: Array) -> Array:
     ia = tuple(batch[nb - (a.ndim - 2):]) + ("m", "k")
     ib = tuple(batch[nb - (b.ndim - 2):]) + ("k", "n")
     out = _blockwise(np.matmul, tuple(batch) + ("m", "n"), [(a, ia), (b, ib)],
-                     dtype=np.result_type(a.dtype, b.dtype), concatenate=True, what="matmul")
+                     dtype=np.result_type(a.dtype, b.dtype), concatenate=True, what="matmul", writable=False)
     if squeeze_axes:
         out = squeeze(out, tuple(d % out.ndim for d in squeeze_axes))
     return out

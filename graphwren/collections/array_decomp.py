@@ -35,7 +35,7 @@ import numpy as np
 from ..logical.array_blockgraph import BlockGraph
 from ..tasks import array_lapack as lapack
 from .array_base import Array, ArrayError, from_numpy
-from .array_blockwise import blockwise, map_blocks
+from .array_blockwise import blockwise, map_blocks, reads_only
 from .array_linalg import matmul
 from .array_shape import concatenate
 
@@ -59,6 +59,7 @@ def _graph(func, args, table, shape, chunks, dtype, held=2, label=""):
 # ----------------------------------------------------------------------------- TSQR
 
 
+@reads_only
 def _qr_stack(b):
     return lapack.qr_stack(b)
 
@@ -122,6 +123,7 @@ def _qr_block(idx, blocks):
     return _qr_stack(next(iter(blocks)))
 
 
+@reads_only
 def _r_only(b):
     return lapack.qr_block(b, want_q=False)[1]
 
@@ -168,6 +170,7 @@ class _Partial:
     def __init__(self, func, *args):
         self.func, self.args = func, args
         self.__qualname__ = func.__name__.strip("_")
+        self.gw_reads_only = getattr(func, "gw_reads_only", False)
 
     def __call__(self, *more):
         return self.func(*self.args, *more)
@@ -184,6 +187,7 @@ def qr(a, mode="reduced", split_every=16):
     return r if mode == "r" else (q, r)
 
 
+@reads_only
 def _svd_part(k, b):
     return np.linalg.svd(b, full_matrices=False)[k]
 
@@ -359,6 +363,7 @@ def solve_triangular(a, b, lower=False):
     return x[:, 0] if vector else x
 
 
+@reads_only
 def _solve_one(a, b):
     return np.linalg.solve(a, b)
 

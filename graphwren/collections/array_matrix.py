@@ -13,6 +13,8 @@ from .array_shape import asarray_like, concatenate
 class _Tri:
     """A picklable tril/triu of one block, from its global offsets (block_id)."""
 
+    gw_reads_only = True
+
     def __init__(self, k, lower, offsets):
         self.k, self.lower, self.offsets = k, lower, offsets
         self.__qualname__ = "tril" if lower else "triu"

@@ -13,10 +13,15 @@ from .expr import funcname
 
 
 class Blockwise(ArrayExpr):
-    """``func(*blocks, **kwargs)`` per output block; ``inds[i]`` are argument i's letters (None: a scalar)."""
+    """``func(*blocks, **kwargs)`` per output block; ``inds[i]`` are argument i's letters (None: a scalar).
 
-    _parameters = ("func", "out_ind", "args", "inds", "shape_", "chunks_", "dtype_", "kwargs", "block_id")
-    _defaults = {"kwargs": (), "block_id": False}
+    ``writable``: the function gets blocks it may change in place, as dask's do (a block read zero-copy
+    from storage is copied first); graphwren's own functions that only read (matmul, einsum) pass False.
+    """
+
+    _parameters = ("func", "out_ind", "args", "inds", "shape_", "chunks_", "dtype_", "kwargs", "block_id",
+                   "writable")
+    _defaults = {"kwargs": (), "block_id": False, "writable": True}
 
     def _meta(self):
         return self.shape_, self.dtype_, self.chunks_

@@ -215,7 +215,7 @@ class ArrayLowering(PlanBuilder):
                     args.append((sub(a, True), where))
                 else:
                     args.append(("scalar", a))
-            return KBlockwise(e.func, args, e.kwargs, e.block_id, e.chunks, e.dtype)
+            return KBlockwise(e.func, args, e.kwargs, e.block_id, e.chunks, e.dtype, e.writable)
         raise TypeError(f"cannot lower {e!r}; was the plan optimized?")
 
     def _from_numpy(self, e: FromNumpy) -> KFromData:
@@ -255,8 +255,10 @@ class ArrayLowering(PlanBuilder):
             biggest = max((self._peak(a, False) for a in e.args), default=0)
             return (e.held + 1) * biggest + 2 * out
         if isinstance(e, Blockwise):   # every argument's block, then the result and its encoded copy
-            held = sum(self._peak(a, a.name in ident) for a in e.args if isinstance(a, ArrayExpr))
-            return held + 2 * out
+            arrays = [a for a in e.args if isinstance(a, ArrayExpr)]
+            held = sum(self._peak(a, a.name in ident) for a in arrays)
+            copy = max((a.block_nbytes() for a in arrays), default=0) if e.writable else 0   # a read-only block's copy
+            return held + copy + 2 * out
         if isinstance(e, (Transpose, GetItem, BlockReshape)):
             return self._peak(e.x, False) + out
         if isinstance(e, Concatenate):

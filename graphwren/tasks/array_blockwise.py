@@ -12,9 +12,9 @@ from .describe import funcname
 class KBlockwise(Kernel):
     """Kernel: ``func(*blocks, **kwargs)``; args are (kernel, letter positions in out_ind or None) or ("scalar", v)."""
 
-    def __init__(self, func, args, kwargs, block_id, chunks, dtype):
+    def __init__(self, func, args, kwargs, block_id, chunks, dtype, writable=True):
         self.func, self.args, self.kwargs, self.block_id = func, args, dict(kwargs), block_id
-        self.chunks, self.dtype = chunks, np.dtype(dtype)
+        self.chunks, self.dtype, self.writable = chunks, np.dtype(dtype), writable
 
     @staticmethod
     def _arg_idx(where, idx):
@@ -27,7 +27,10 @@ class KBlockwise(Kernel):
             if a[0] == "scalar":
                 vals.append(a[1])
             else:
-                vals.append(a[0].compute(env, self._arg_idx(a[1], idx)))
+                block = a[0].compute(env, self._arg_idx(a[1], idx))
+                if self.writable and isinstance(block, np.ndarray) and not block.flags.writeable:
+                    block = block.copy()   # a zero-copy read from storage: a user function may write into it
+                vals.append(block)
         kw = dict(self.kwargs)
         if self.block_id:
             kw["block_id"] = idx
