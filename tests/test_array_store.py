@@ -1,12 +1,15 @@
 """Zarr storage against real stores (a directory, moto's S3 server, redis-server), read back by zarr-python itself."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graphwren.array as da
 from graphwren import config, planner
@@ -14,7 +17,7 @@ from graphwren.collections.array_base import ArrayError
 from graphwren.errors import ProjectedMemoryError
 from graphwren.runtime import codec
 from graphwren.runtime.storage import open_store
-from graphwren.tasks.array_zarr import ZarrWriter
+from graphwren.tasks.array_zarr import KZarrRead, ZarrWriter, _whole_raw_chunk
 
 
 def _target(store_url: str, name: str) -> str:
@@ -126,3 +129,43 @@ def test_zarr_errors_and_memory_bound(tmp_path):
     planner.plan(big.expr, settings)                          # returning the blocks fits (~288 MiB a task)
     with pytest.raises(ProjectedMemoryError, match="max_task_memory"):   # writing them does not (~544 MiB)
         planner.plan(big.expr, settings, target=ZarrWriter(f"file://{tmp_path}/big", big.chunks))
+
+
+_LAYOUTS = [dict(zarr_format=3, compressors=None), dict(zarr_format=2, compressors=None),
+            dict(zarr_format=3), dict(zarr_format=2)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(0, 9), min_size=1, max_size=3), data=st.data())
+def test_a_block_read_straight_from_its_chunk_equals_zarrs_read(tmp_path_factory, shape, data):
+    """KZarrRead's raw-chunk path (a block that is one uncompressed chunk) against zarr's own read, on
+    ragged edges, never-written chunks, big-endian and 1-byte types, v2 and v3, compressed (zarr's path)."""
+    shape = tuple(shape)
+    grid = tuple(data.draw(st.integers(1, max(1, n)), label="zarr chunk") for n in shape)
+    layout = data.draw(st.sampled_from(_LAYOUTS), label="layout")
+    dtype = np.dtype(data.draw(st.sampled_from(["<f8", ">f8", ">i4", "u1"]), label="dtype"))
+    path = tmp_path_factory.mktemp("z")
+    # 255 is never a value below, so zarr leaves no written chunk out as "empty"
+    z = zarr.create_array(str(path), shape=shape, chunks=grid, dtype=dtype, fill_value=255, **layout)
+    want = (np.arange(int(np.prod(shape))) % 251).astype(dtype).reshape(shape)
+    partly = bool(want.size) and data.draw(st.booleans(), label="leave the last chunks unwritten")
+    if partly:
+        z[tuple(slice(0, max(0, n - g)) for n, g in zip(shape, grid))] = want[tuple(slice(0, max(0, n - g))
+                                                                                for n, g in zip(shape, grid))]
+    else:
+        z[...] = want
+    ref = z[...]
+    blocks = tuple(data.draw(st.sampled_from([g, max(1, g - 1), g + 1]), label="block") for g in grid)
+    chunks = tuple(tuple(min(b, n - o) for o in range(0, n, b)) or (0,) for b, n in zip(blocks, shape))
+    kernel = KZarrRead(f"file://{path}", chunks, dtype.newbyteorder("="))
+    raw = 0
+    for idx in itertools.product(*(range(len(c)) for c in chunks)):
+        region = tuple(slice(sum(c[:i]), sum(c[:i + 1])) for c, i in zip(chunks, idx))
+        got = kernel.compute(None, idx)
+        assert got.dtype == dtype.newbyteorder("=") and got.dtype.isnative
+        np.testing.assert_array_equal(got, ref[region])
+        raw += _whole_raw_chunk(zarr.open_array(str(path), mode="r"), f"file://{path}", region) is not None
+    if layout.get("compressors", ...) is not None:
+        assert raw == 0      # compressed: zarr decodes
+    elif blocks == grid and not partly and want.size:
+        assert raw == len(list(itertools.product(*(range(len(c)) for c in chunks))))   # every block is a chunk

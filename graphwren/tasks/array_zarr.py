@@ -160,6 +160,49 @@ class ZarrWriter:
         return self.url
 
 
+def _raw_dtype(arr):
+    """The dtype of an array's chunks as stored when they are its values' bytes alone (no compressor, filter,
+    transposition or sharding), else None."""
+    meta = arr.metadata
+    if meta.zarr_format == 2:
+        plain = meta.order == "C" and not meta.filters and meta.compressor is None
+        return np.dtype(meta.dtype.to_native_dtype()) if plain else None
+    from zarr.codecs import BytesCodec
+    if getattr(meta, "storage_transformers", ()) or len(meta.codecs) != 1 or not isinstance(meta.codecs[0], BytesCodec):
+        return None
+    dtype = np.dtype(arr.dtype)
+    endian = meta.codecs[0].endian
+    return dtype if endian is None else dtype.newbyteorder("<" if endian.value == "little" else ">")
+
+
+def _whole_raw_chunk(arr, url: str, region):
+    """The block at ``region`` straight from its chunk's bytes (no copy, so read-only: a user's map_blocks
+    gets a writable copy), when the region is exactly one stored, uncompressed chunk (the edge chunks cut
+    to the array); else None and zarr reads it.
+
+    zarr's own read of such a chunk copies it into a fresh buffer through its event loop: on 32 MB blocks
+    that was a fifth of a matmul task's CPU.
+    """
+    grid = arr.chunks
+    dtype = _raw_dtype(arr)
+    if dtype is None or len(grid) != len(region):
+        return None
+    coords = []
+    for r, step, size in zip(region, grid, arr.shape):
+        if r.start % step or r.stop - r.start != min(step, size - r.start):
+            return None
+        coords.append(r.start // step)
+    key = arr.metadata.encode_chunk_key(tuple(coords))
+    try:
+        blob = open_store(url).get(key)
+    except MissingKey:
+        return None   # never written: zarr fills it
+    if len(blob) != math.prod(grid) * dtype.itemsize:
+        return None   # not what the metadata says: zarr's read names the problem
+    full = np.frombuffer(blob, dtype=dtype).reshape(grid)
+    return full[tuple(slice(0, r.stop - r.start) for r in region)]
+
+
 class KZarrRead:
     """Kernel: block idx read from the zarr array at ``url`` (zarr decodes the chunks it overlaps)."""
 
@@ -172,7 +215,11 @@ class KZarrRead:
         shape = block_shape(self.chunks, idx)
         if math.prod(shape) == 0:
             return np.zeros(shape, dtype=self.dtype)
-        block = np.asarray(open_array(self.url)[_region(self.chunks, idx)])
+        arr = open_array(self.url)
+        region = _region(self.chunks, idx)
+        block = _whole_raw_chunk(arr, self.url, region)
+        if block is None:
+            block = np.asarray(arr[region])
         return block.astype(self.dtype, copy=False)
 
     def reads(self, idx, out):
