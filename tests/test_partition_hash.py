@@ -202,8 +202,16 @@ def test_the_issue_example(data):
     assert dict(got) == collections.Counter(data)
 
 
+def comparable(ks) -> bool:
+    """False when Python itself cannot group ``ks``: ``Decimal(0) == np.int8(0)`` raises TypeError
+    ("argument must be an integer"; the other order answers True), so a dict or Counter of both fails
+    in Python as in any bag's task. Such lists are left out of the property below."""
+    return not (any(isinstance(k, decimal.Decimal) for k in ks) and any(isinstance(k, np.integer) for k in ks))
+
+
 @E2E
-@given(ks=st.lists(mixed_key, min_size=1, max_size=60), nparts=st.integers(1, 4), nout=st.integers(2, 5))
+@given(ks=st.lists(mixed_key, min_size=1, max_size=60).filter(comparable), nparts=st.integers(1, 4),
+       nout=st.integers(2, 5))
 def test_wide_ops_group_equal_keys_like_counter(ks, nparts, nout):
     records = [(k, i) for i, k in enumerate(ks)]
     b = gw.bag.from_sequence(records, npartitions=nparts)
