@@ -81,6 +81,45 @@ def test_ranged_get_big(store):
         assert got == expected, (start, end)
 
 
+def test_view_reads_what_get_reads(store):
+    # view: get as a read-only buffer (a file store maps values of MAP_MIN bytes or more)
+    store.put("big", BIG)
+    store.put("small", b"hello")
+    for start, end in [(None, None), (0, None), (10, 1000), (MiB - 5, 3 * MiB + 1), (5, 5), (3 * MiB + 1, None),
+                       (4097, 3 * MiB - 1), (0, 10 * MiB)]:
+        want = BIG[(start or 0):(len(BIG) if end is None else end)]
+        got = store.view("big", start, end)
+        assert bytes(got) == want, (start, end)
+    assert bytes(store.view("small")) == b"hello" and bytes(store.view("small", 1, 3)) == b"el"
+    with pytest.raises(MissingKey):
+        store.view("nope")
+
+
+def test_a_file_store_view_maps_large_values_and_outlives_their_replacement(tmp_path):
+    import mmap
+
+    import numpy as np
+
+    from graphwren.runtime import stats
+    store = open_store(f"file://{tmp_path}/s")
+    value = np.arange(MiB, dtype=np.int64)   # 8 MiB
+    store.put("a/block", value.tobytes())
+    view = store.view("a/block", 8 * 4096 + 8)   # a start off the page grid
+    assert isinstance(view.obj, mmap.mmap) and view.readonly
+    got = np.frombuffer(view, dtype=np.int64)
+    np.testing.assert_array_equal(got, value[4097:])
+    assert not isinstance(store.view("a/block", 0, 100), memoryview)   # small reads are plain reads
+    store.put("a/block", b"replaced")        # a new file renamed over the old: the mapping keeps the old
+    np.testing.assert_array_equal(got, value[4097:])
+    store.delete("a/")
+    np.testing.assert_array_equal(got, value[4097:])
+    store.put("b", value.tobytes())
+    with stats.TaskMeter() as meter:   # a mapped read is billed as the one GET it is
+        store.view("b")
+        store.view("b", 0, 10)
+    assert meter.requests["file"] == {"get": 2} and meter.bytes_read == value.nbytes + 10
+
+
 def test_overwrite(store):
     store.put("k", b"first")
     store.put("k", b"second, longer")

@@ -390,7 +390,7 @@ def read_piece(spec: InputSpec, piece: tuple, key: bytes):
                                      f"but the stage's manifest names {rec['x']}")
         return codec.decode(blob[lo:hi] if bucket is not None else blob)
     name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"], rec.get("p"))
-    blob = store.get(name, lo, hi)
+    blob = store.view(name, lo, hi)   # decoded in place: a file store maps a large piece, no copy
     return codec.decode(integrity.open_segment(key, name, bucket, blob, store.url))
 
 
@@ -403,7 +403,7 @@ def _read_run(spec: InputSpec, up_task: int, lo: int, hi: int, key: bytes) -> li
         return [read_piece(spec, (up_task, b), key) for b in range(lo, hi)]
     store = open_store(spec.store)
     name = records.out_key(spec.job, spec.stage, up_task, rec["a"], rec["x"], rec.get("p"))
-    blob = memoryview(store.get(name, offsets[0], offsets[-1]))
+    blob = memoryview(store.view(name, offsets[0], offsets[-1]))
     base = offsets[0]
     return [codec.decode(integrity.open_segment(key, name, b, blob[offsets[b - lo] - base:offsets[b - lo + 1] - base],
                                                 store.url)) for b in range(lo, hi)]

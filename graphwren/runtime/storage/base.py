@@ -29,7 +29,7 @@ class Store(abc.ABC):
         # Every request a store serves counts for the task attempt (or driver) metering it (stats.py):
         # wrapped here once, so no store implementation can forget to count.
         super().__init_subclass__(**kwargs)
-        for op in stats.OPS:
+        for op in stats.OPS + ("view",):
             method = cls.__dict__.get(op)
             if method is not None and not getattr(method, "_gw_counted", False):
                 setattr(cls, op, _counted(op, method))
@@ -41,6 +41,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         """Read a value, or its byte range [start, end). Raises MissingKey."""
+
+    def view(self, key: str, start: int | None = None, end: int | None = None):
+        """``get``, as a read-only buffer: the bytes themselves here; a file store maps a large value
+        instead of copying it. For readers that decode in place (array blocks, Arrow partitions)."""
+        return self.get(key, start, end)
 
     @abc.abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -79,7 +84,8 @@ class Store(abc.ABC):
 
 def _counted(op: str, method):
     """``method``, counting one request of ``op`` (with its bytes) for the active meter, if any."""
-    reads, writes = op == "get", op in ("put", "put_if_absent")
+    reads, writes = op in ("get", "view"), op in ("put", "put_if_absent")
+    billed = "get" if op == "view" else op   # a mapped read is one GET too
 
     @functools.wraps(method)
     def counted(self, key, *args, **kwargs):
@@ -92,7 +98,7 @@ def _counted(op: str, method):
         finally:   # a failed request (a missing key) is still a request the store bills
             nread = len(out) if reads and out is not None else 0
             nwritten = len(args[0]) if writes and args else len(kwargs.get("data", b"")) if writes else 0
-            stats.count(self.url, op, nread, nwritten)
+            stats.count(self.url, billed, nread, nwritten)
 
     counted._gw_counted = True
     return counted
