@@ -16,7 +16,8 @@ class Blockwise(ArrayExpr):
     """``func(*blocks, **kwargs)`` per output block; ``inds[i]`` are argument i's letters (None: a scalar).
 
     ``writable``: the function gets blocks it may change in place, as dask's do (a block read zero-copy
-    from storage is copied first); graphwren's own functions that only read (matmul, einsum) pass False.
+    from storage is copied first); False for graphwren's own functions that only read (those marked
+    ``reads_only``, and matmul).
     """
 
     _parameters = ("func", "out_ind", "args", "inds", "shape_", "chunks_", "dtype_", "kwargs", "block_id",

@@ -64,7 +64,7 @@ _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _counter = itertools.count()
 MAP_MIN = 1 << 20    # bytes from which ``view`` maps a value rather than reading it (a mapping costs ~10 us)
-_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)   # Linux: fault the pages in now, not in the kernel
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)   # Linux: map every page now (in the reading thread), not on the decoder's first touch
 
 
 def _write_all(fd: int, data) -> None:
